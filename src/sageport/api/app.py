@@ -1,0 +1,154 @@
+"""The ASGI app: one port, every AWS protocol SageMaker user code touches.
+
+A request is routed the way moto's server does it: by the service in its SigV4 credential
+scope, then by ``X-Amz-Target`` or path. It is authenticated before anything else happens,
+and every failure — authentication, validation, a bug — is answered in the form of the
+protocol it came in on, so clients always get an error they can parse.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from sageport.api import credentials
+from sageport.api.auth import AuthFailure, Scope, SignedRequest, Verifier, request_scope
+from sageport.api.dispatch import RequestContext, collect
+from sageport.api.handlers import endpoint_configs, logs, models, tags
+from sageport.api.jsonproto import JsonProtocol
+from sageport.api.protocol import WireProtocol
+from sageport.api.query import StsProtocol
+from sageport.api.runtime import RuntimeProtocol
+from sageport.api.s3 import S3Protocol
+from sageport.api.service_models import ServiceModels
+from sageport.api.validate import Validator
+from sageport.errors import AwsError, InternalFailure, PayloadTooLarge
+from sageport.services.container import Services, build_services
+from sageport.settings import Settings
+
+log = logging.getLogger(__name__)
+
+HEALTH_PATH = "/_sageport/health"
+ALL_METHODS = ["GET", "PUT", "POST", "DELETE", "HEAD", "PATCH", "OPTIONS"]
+
+SAGEMAKER_MODULES = (models, endpoint_configs, tags)
+LOGS_MODULES = (logs,)
+
+
+class Router:
+    """Holds the protocols and picks one per request."""
+
+    def __init__(self, services: Services) -> None:
+        service_models = ServiceModels()
+        validator = Validator()
+        self.sagemaker = JsonProtocol(
+            "sagemaker", "SageMaker", collect(*SAGEMAKER_MODULES), service_models, validator
+        )
+        self.logs = JsonProtocol(
+            "logs", "Logs_20140328", collect(*LOGS_MODULES), service_models, validator
+        )
+        self.runtime = RuntimeProtocol()
+        self.sts = StsProtocol()
+        self.s3 = S3Protocol(services)
+
+    def pick(self, request: Request, scope: Scope | None) -> WireProtocol:
+        target = request.headers.get("x-amz-target", "")
+        service = scope.service if scope else ""
+        if target.startswith("Logs_") or service == "logs":
+            return self.logs
+        if target or (service == "sagemaker" and request.url.path == "/"):
+            return self.sagemaker
+        if service == "sts":
+            return self.sts
+        if request.url.path.startswith("/endpoints/") and service in ("sagemaker", ""):
+            return self.runtime
+        if not service and request.method == "POST" and request.url.path == "/":
+            # An unsigned POST / carries no hint; answer as the JSON control plane would.
+            return self.sagemaker
+        return self.s3
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"Request body of {declared} bytes exceeds the limit of {limit} bytes.")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"Request body exceeds the limit of {limit} bytes.")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _signed_request(request: Request) -> SignedRequest:
+    raw_path = request.scope.get("raw_path") or request.url.path.encode()
+    return SignedRequest(
+        method=request.method,
+        raw_path=raw_path.decode("latin-1").split("?", 1)[0],
+        raw_query=request.scope.get("query_string", b"").decode("latin-1"),
+        headers={k.decode("latin-1").lower(): v.decode("latin-1") for k, v in request.scope["headers"]},
+        host=request.headers.get("host", ""),
+    )
+
+
+def create_app(settings: Settings, services: Services | None = None) -> Starlette:
+    """Build the server app; it opens (and on shutdown closes) the services it built."""
+    owned = services is None
+    svc = services or build_services(settings)
+    keys = credentials.load_or_create(settings.credentials_file)
+    verifier = Verifier(keys, settings.max_clock_skew_seconds)
+    router = Router(svc)
+
+    async def health(request: Request) -> Response:
+        return JSONResponse({"status": "ok", "region": settings.region})
+
+    async def dispatch(request: Request) -> Response:
+        request_id = str(uuid.uuid4())
+        signed = _signed_request(request)
+        claimed = request_scope(signed)
+        protocol = router.pick(request, claimed)
+        try:
+            body = await _read_body(request, settings.max_json_body_bytes) if protocol.signs_body else None
+            try:
+                scope = verifier.verify(signed, body, svc.clock.now())
+            except AuthFailure as failure:
+                raise protocol.auth_error(failure) from None
+            ctx = RequestContext(
+                services=svc,
+                region=settings.region,
+                account_id=settings.account_id,
+                access_key=scope.access_key,
+                request_id=request_id,
+            )
+            return await protocol.handle(request, ctx, body)
+        except AwsError as err:
+            return protocol.error_response(err, request, request_id)
+        except Exception as exc:
+            log.exception("unexpected error serving %s %s", request.method, request.url.path)
+            err = InternalFailure(f"sageport failed to serve the request: {type(exc).__name__}")
+            return protocol.error_response(err, request, request_id)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            if owned:
+                svc.close()
+
+    return Starlette(
+        routes=[
+            Route(HEALTH_PATH, health, methods=["GET"]),
+            Route("/{path:path}", dispatch, methods=ALL_METHODS),
+        ],
+        lifespan=lifespan,
+    )

@@ -1,0 +1,41 @@
+"""The access keys this server accepts, kept in the data folder (mode 0600).
+
+The first start writes one random key pair; ``sageport env`` prints it. More pairs can be
+added to the file by hand; every request must be signed with one of them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import string
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class KeyPair:
+    access_key_id: str
+    secret_access_key: str
+
+
+def _new_pair() -> KeyPair:
+    alphabet = string.ascii_uppercase + string.digits
+    access = "SP" + "".join(secrets.choice(alphabet) for _ in range(18))
+    return KeyPair(access, secrets.token_urlsafe(30))
+
+
+def load_or_create(path: Path) -> list[KeyPair]:
+    """The key pairs in ``path``; creates the file with one fresh pair if it is missing."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        pair = _new_pair()
+        doc = {"keys": [{"access_key_id": pair.access_key_id, "secret_access_key": pair.secret_access_key}]}
+        # Create with 0600 from the start: no moment where another user could read it.
+        fd = os.open(path.with_suffix(".tmp"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            json.dump(doc, fh, indent=2)
+        os.replace(path.with_suffix(".tmp"), path)
+    doc = json.loads(path.read_text())
+    return [KeyPair(k["access_key_id"], k["secret_access_key"]) for k in doc["keys"]]

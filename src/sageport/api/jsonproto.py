@@ -1,0 +1,122 @@
+"""The AWS JSON 1.1 protocol (SageMaker control plane, CloudWatch Logs).
+
+``POST /`` with ``X-Amz-Target: <prefix>.<Operation>`` and a JSON body. The body is validated
+against the operation's input shape, the handler runs in a worker thread (it talks to the
+database), and its dict is shaped by the output shape. Errors become
+``{"__type": code, "message": text}`` with the error's HTTP status; this is the only place
+that writes such a body for JSON services.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from botocore.exceptions import OperationNotFoundError
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+
+from sageport.api.auth import AuthFailure, AuthProblem
+from sageport.api.dispatch import Handler, RequestContext
+from sageport.api.serialize import to_json
+from sageport.api.service_models import ServiceModels
+from sageport.api.validate import Validator
+from sageport.errors import (
+    AwsError,
+    IncompleteSignature,
+    InternalFailure,
+    InvalidSignature,
+    MissingAuthenticationToken,
+    SerializationException,
+    UnknownOperationException,
+    UnrecognizedClient,
+)
+
+log = logging.getLogger(__name__)
+
+CONTENT_TYPE = "application/x-amz-json-1.1"
+
+
+def json_auth_error(failure: AuthFailure) -> AwsError:
+    """Authentication failures as JSON services (SageMaker, Logs) report them."""
+    match failure.problem:
+        case AuthProblem.MISSING:
+            return MissingAuthenticationToken(failure.message)
+        case AuthProblem.MALFORMED:
+            return IncompleteSignature(failure.message)
+        case AuthProblem.UNKNOWN_KEY:
+            return UnrecognizedClient(failure.message)
+        case _:
+            return InvalidSignature(failure.message)
+
+
+class JsonProtocol:
+    """Serves one JSON 1.1 service from its dispatch table."""
+
+    signs_body = True
+
+    def __init__(
+        self,
+        service: str,
+        target_prefix: str,
+        table: dict[str, Handler],
+        models: ServiceModels,
+        validator: Validator,
+    ) -> None:
+        self.service = service
+        self.target_prefix = target_prefix
+        self.table = table
+        self._models = models
+        self._validator = validator
+
+    def auth_error(self, failure: AuthFailure) -> AwsError:
+        return json_auth_error(failure)
+
+    async def handle(self, request: Request, ctx: RequestContext, body: bytes | None) -> Response:
+        target = request.headers.get("x-amz-target", "")
+        prefix, _, name = target.partition(".")
+        if prefix != self.target_prefix or not name:
+            raise UnknownOperationException(f"Unknown operation {target!r}.")
+        model = self._models.get(self.service)
+        try:
+            op = model.operation_model(name)
+        except OperationNotFoundError:
+            raise UnknownOperationException(f"Unknown operation {name!r} for service {self.service}.") from None
+        handler = self.table.get(name)
+        if handler is None:
+            raise UnknownOperationException(
+                f"The operation {name} is part of the {model.service_id} API but is not "
+                "implemented by sageport yet (see docs/api-coverage.md)."
+            )
+        params = self._validator.validate(op.input_shape, _decode(body or b""))
+        try:
+            result = await run_in_threadpool(handler, ctx, params)
+        except AwsError:
+            raise
+        except Exception as exc:  # a bug: say so in the protocol's form, keep serving
+            log.exception("handler for %s failed", name)
+            raise InternalFailure(f"{name} failed inside sageport: {type(exc).__name__}: {exc}") from exc
+        payload = json.dumps(to_json(op.output_shape, result), separators=(",", ":"))
+        return Response(
+            payload, media_type=CONTENT_TYPE, headers={"x-amzn-RequestId": ctx.request_id}
+        )
+
+    def error_response(self, err: AwsError, request: Request, request_id: str) -> Response:
+        body = json.dumps({"__type": err.code, "message": err.message})
+        return Response(
+            body,
+            status_code=err.status,
+            media_type=CONTENT_TYPE,
+            headers={"x-amzn-RequestId": request_id, "x-amzn-ErrorType": err.code},
+        )
+
+
+def _decode(body: bytes) -> Any:
+    if not body.strip():
+        return {}
+    try:
+        return json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        raise SerializationException("The request body is not valid JSON.") from None

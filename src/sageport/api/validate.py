@@ -1,0 +1,193 @@
+"""Validate a decoded JSON request against its botocore input shape, as AWS does.
+
+AWS reports every violation at once, in one message::
+
+    2 validation errors detected: Value 'a b' at 'trainingJobName' failed to satisfy
+    constraint: Member must satisfy regular expression pattern: ...; Value null at
+    'roleArn' failed to satisfy constraint: Member must not be null
+
+Member paths are lowerCamelCase and list items are ``.N.member`` (1-based), as in AWS's own
+messages. Besides checking, the walk converts wire values into Python ones (timestamps →
+aware ``datetime``, blobs → ``bytes``) so handlers never parse anything.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from datetime import UTC, datetime
+from typing import Any
+
+from botocore.model import ListShape, MapShape, Shape, StructureShape
+
+from sageport.errors import ValidationException
+
+
+def _camel(name: str) -> str:
+    return name[:1].lower() + name[1:] if name else name
+
+
+def _show(value: Any) -> str:
+    if value is None:
+        return "null"
+    text = value if isinstance(value, str) else repr(value)
+    return f"'{text}'" if isinstance(value, str) else text
+
+
+class Validator:
+    """Checks values against shapes; compiled patterns are cached per instance."""
+
+    def __init__(self) -> None:
+        self._patterns: dict[str, re.Pattern[str] | None] = {}
+
+    def validate(self, shape: StructureShape | None, params: Any) -> dict[str, Any]:
+        """Return ``params`` converted to Python values, or raise ``ValidationException``."""
+        if shape is None:
+            return {}
+        errors: list[str] = []
+        if not isinstance(params, dict):
+            raise ValidationException("1 validation error detected: the request body must be a JSON object")
+        out = self._walk(shape, params, "", errors)
+        if errors:
+            n = len(errors)
+            head = f"{n} validation error{'s' if n > 1 else ''} detected: "
+            raise ValidationException(head + "; ".join(errors))
+        assert isinstance(out, dict)
+        return out
+
+    def _pattern(self, pattern: str) -> re.Pattern[str] | None:
+        if pattern not in self._patterns:
+            try:
+                # AWS patterns are Java regexes matched against the whole value.
+                self._patterns[pattern] = re.compile(pattern, re.DOTALL)
+            except re.error:
+                self._patterns[pattern] = None
+        return self._patterns[pattern]
+
+    def _fail(self, errors: list[str], value: Any, path: str, constraint: str) -> None:
+        errors.append(f"Value {_show(value)} at '{path}' failed to satisfy constraint: {constraint}")
+
+    def _walk(self, shape: Shape, value: Any, path: str, errors: list[str]) -> Any:
+        kind = shape.type_name
+        if kind == "structure":
+            return self._structure(shape, value, path, errors)  # type: ignore[arg-type]
+        if kind == "list":
+            return self._list(shape, value, path, errors)  # type: ignore[arg-type]
+        if kind == "map":
+            return self._map(shape, value, path, errors)  # type: ignore[arg-type]
+        return self._scalar(shape, value, path, errors)
+
+    def _structure(self, shape: StructureShape, value: Any, path: str, errors: list[str]) -> Any:
+        if not isinstance(value, dict):
+            self._fail(errors, value, path, "Member must be a structure")
+            return value
+        out: dict[str, Any] = {}
+        for name in shape.required_members:
+            if value.get(name) is None:
+                self._fail(errors, None, self._join(path, name), "Member must not be null")
+        for name, member_value in value.items():
+            member = shape.members.get(name)
+            if member is None:
+                # A newer client may send members our botocore does not know; like AWS's
+                # JSON services, ignore them rather than fail the call.
+                continue
+            if member_value is None:
+                continue
+            out[name] = self._walk(member, member_value, self._join(path, name), errors)
+        return out
+
+    @staticmethod
+    def _join(path: str, name: str) -> str:
+        return f"{path}.{_camel(name)}" if path else _camel(name)
+
+    def _list(self, shape: ListShape, value: Any, path: str, errors: list[str]) -> Any:
+        if not isinstance(value, list):
+            self._fail(errors, value, path, "Member must be a list")
+            return value
+        self._length(shape, value, len(value), path, errors)
+        return [self._walk(shape.member, v, f"{path}.{i}.member", errors) for i, v in enumerate(value, 1)]
+
+    def _map(self, shape: MapShape, value: Any, path: str, errors: list[str]) -> Any:
+        if not isinstance(value, dict):
+            self._fail(errors, value, path, "Member must be a map")
+            return value
+        self._length(shape, value, len(value), path, errors)
+        out = {}
+        for k, v in value.items():
+            self._scalar(shape.key, k, f"{path}.{k}.key", errors)
+            out[k] = self._walk(shape.value, v, f"{path}.{k}.value", errors)
+        return out
+
+    def _length(self, shape: Shape, value: Any, length: int, path: str, errors: list[str]) -> None:
+        meta = shape.metadata
+        if "min" in meta and length < meta["min"]:
+            self._fail(errors, value, path, f"Member must have length greater than or equal to {meta['min']}")
+        if "max" in meta and length > meta["max"]:
+            self._fail(errors, value, path, f"Member must have length less than or equal to {meta['max']}")
+
+    def _scalar(self, shape: Shape, value: Any, path: str, errors: list[str]) -> Any:
+        kind = shape.type_name
+        meta = shape.metadata
+        if kind == "string":
+            if not isinstance(value, str):
+                self._fail(errors, value, path, "Member must be a string")
+                return value
+            self._length(shape, value, len(value), path, errors)
+            if shape.enum and value not in shape.enum:
+                self._fail(errors, value, path, f"Member must satisfy enum value set: [{', '.join(shape.enum)}]")
+            elif "pattern" in meta:
+                compiled = self._pattern(meta["pattern"])
+                if compiled is not None and compiled.fullmatch(value) is None:
+                    self._fail(errors, value, path, f"Member must satisfy regular expression pattern: {meta['pattern']}")
+            return value
+        if kind in ("integer", "long"):
+            if isinstance(value, bool) or not isinstance(value, int):
+                self._fail(errors, value, path, "Member must be an integer")
+                return value
+            self._range(meta, value, path, errors)
+            return value
+        if kind in ("float", "double"):
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                self._fail(errors, value, path, "Member must be a number")
+                return value
+            self._range(meta, value, path, errors)
+            return float(value)
+        if kind == "boolean":
+            if not isinstance(value, bool):
+                self._fail(errors, value, path, "Member must be a boolean")
+            return value
+        if kind == "timestamp":
+            return self._timestamp(value, path, errors)
+        if kind == "blob":
+            if not isinstance(value, str):
+                self._fail(errors, value, path, "Member must be base64-encoded")
+                return value
+            try:
+                return base64.b64decode(value, validate=True)
+            except (binascii.Error, ValueError):
+                self._fail(errors, value, path, "Member must be base64-encoded")
+                return value
+        return value
+
+    def _range(self, meta: dict[str, Any], value: float, path: str, errors: list[str]) -> None:
+        if "min" in meta and value < meta["min"]:
+            self._fail(errors, value, path, f"Member must have value greater than or equal to {meta['min']}")
+        if "max" in meta and value > meta["max"]:
+            self._fail(errors, value, path, f"Member must have value less than or equal to {meta['max']}")
+
+    def _timestamp(self, value: Any, path: str, errors: list[str]) -> Any:
+        if isinstance(value, bool):
+            self._fail(errors, value, path, "Member must be a timestamp")
+            return value
+        if isinstance(value, int | float):
+            return datetime.fromtimestamp(value, UTC)
+        if isinstance(value, str):
+            try:
+                parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+            except ValueError:
+                self._fail(errors, value, path, "Member must be a timestamp")
+                return value
+            return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+        self._fail(errors, value, path, "Member must be a timestamp")
+        return value

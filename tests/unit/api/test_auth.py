@@ -1,0 +1,81 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from botocore.auth import S3SigV4QueryAuth, SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
+
+from sageport.api.auth import AuthFailure, AuthProblem, SignedRequest, Verifier
+from sageport.api.credentials import KeyPair
+
+KEY = KeyPair("SPTESTKEY", "secret/with+chars")
+NOW = datetime.now(UTC).replace(microsecond=0)
+
+
+def _sign(body: bytes, secret: str = KEY.secret_access_key, access: str = KEY.access_key_id) -> AWSRequest:
+    req = AWSRequest(
+        method="POST",
+        url="http://127.0.0.1:5757/",
+        data=body,
+        headers={"X-Amz-Target": "SageMaker.ListModels", "Content-Type": "application/x-amz-json-1.1"},
+    )
+    SigV4Auth(Credentials(access, secret), "sagemaker", "us-east-1").add_auth(req)
+    return req
+
+
+def _as_received(req: AWSRequest) -> SignedRequest:
+    headers = {k.lower(): v for k, v in req.headers.items()}
+    headers["host"] = "127.0.0.1:5757"
+    path, _, query = req.url.split("127.0.0.1:5757", 1)[1].partition("?")
+    return SignedRequest(req.method, path, query, headers, "127.0.0.1:5757")
+
+
+def test_botocore_signature_verifies() -> None:
+    req = _sign(b"{}")
+    scope = Verifier([KEY], 900).verify(_as_received(req), b"{}", datetime.now(UTC))
+    assert (scope.access_key, scope.region, scope.service) == ("SPTESTKEY", "us-east-1", "sagemaker")
+
+
+@pytest.mark.parametrize(
+    ("req_kwargs", "body", "problem"),
+    [
+        ({"secret": "wrong"}, b"{}", AuthProblem.BAD_SIGNATURE),
+        ({"access": "NOSUCHKEY"}, b"{}", AuthProblem.UNKNOWN_KEY),
+        ({}, b'{"tampered": 1}', AuthProblem.BAD_SIGNATURE),
+    ],
+)
+def test_bad_requests_are_refused(req_kwargs: dict[str, str], body: bytes, problem: AuthProblem) -> None:
+    req = _sign(b"{}", **req_kwargs)
+    with pytest.raises(AuthFailure) as info:
+        Verifier([KEY], 900).verify(_as_received(req), body, datetime.now(UTC))
+    assert info.value.problem is problem
+
+
+def test_skewed_clock_is_refused() -> None:
+    req = _sign(b"{}")
+    with pytest.raises(AuthFailure) as info:
+        Verifier([KEY], 900).verify(_as_received(req), b"{}", datetime.now(UTC) + timedelta(minutes=20))
+    assert info.value.problem is AuthProblem.SKEWED
+
+
+def test_missing_and_garbled_authorization() -> None:
+    bare = SignedRequest("POST", "/", "", {"host": "h"}, "h")
+    with pytest.raises(AuthFailure) as missing:
+        Verifier([KEY], 900).verify(bare, b"", NOW)
+    assert missing.value.problem is AuthProblem.MISSING
+    garbled = SignedRequest("POST", "/", "", {"host": "h", "authorization": "AWS4-HMAC-SHA256 nonsense"}, "h")
+    with pytest.raises(AuthFailure) as bad:
+        Verifier([KEY], 900).verify(garbled, b"", NOW)
+    assert bad.value.problem is AuthProblem.MALFORMED
+
+
+def test_presigned_s3_url_verifies_and_expires() -> None:
+    req = AWSRequest(method="GET", url="http://127.0.0.1:5757/bucket/some%20key.txt")
+    S3SigV4QueryAuth(Credentials(KEY.access_key_id, KEY.secret_access_key), "s3", "us-east-1", expires=60).add_auth(req)
+    received = _as_received(req)
+    assert Verifier([KEY], 900).verify(received, None, datetime.now(UTC)).service == "s3"
+    with pytest.raises(AuthFailure) as info:
+        Verifier([KEY], 900).verify(received, None, datetime.now(UTC) + timedelta(seconds=120))
+    assert info.value.problem is AuthProblem.EXPIRED
