@@ -13,7 +13,7 @@ import json
 import logging
 from typing import Any
 
-from botocore.exceptions import OperationNotFoundError
+from botocore.model import OperationNotFoundError
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response

@@ -1,0 +1,119 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from sageport.store import resources, tags
+from sageport.store.database import Database
+from sageport.store.errors import DuplicateName, NotFound, StatusConflict
+from sageport.store.resources import ResourceFilter
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def _make(db: Database, name: str, minutes: int = 0, status: str | None = None) -> None:
+    with db.begin() as conn:
+        resources.create(
+            conn,
+            kind="TrainingJob",
+            name=name,
+            arn=f"arn:job/{name.lower()}",
+            spec={"Name": name},
+            now=T0 + timedelta(minutes=minutes),
+            status=status,
+        )
+
+
+def test_create_and_get(db: Database) -> None:
+    _make(db, "a", status="InProgress")
+    with db.begin() as conn:
+        by_name = resources.get(conn, "TrainingJob", "a")
+        by_arn = resources.get_by_arn(conn, "arn:job/a")
+        other_kind = resources.get(conn, "Model", "a")
+    assert by_name == by_arn
+    assert by_name is not None
+    assert by_name.spec == {"Name": "a"}
+    assert by_name.status == "InProgress"
+    assert by_name.created_at == T0
+    assert other_kind is None
+
+
+def test_duplicate_name_and_arn_are_refused(db: Database) -> None:
+    _make(db, "a")
+    with pytest.raises(DuplicateName):
+        _make(db, "a")
+    # the ARN lower-cases names, so a case variant collides too
+    with pytest.raises(DuplicateName):
+        _make(db, "A")
+
+
+def test_list_filters_sort_and_paginate(db: Database) -> None:
+    for i, name in enumerate(["bravo", "alpha", "charlie", "alphabet"]):
+        _make(db, name, minutes=i, status="Completed" if i % 2 else "InProgress")
+    with db.begin() as conn:
+
+        def names(**kw: Any) -> list[str]:
+            found = resources.list_resources(conn, "TrainingJob", ResourceFilter(**kw))
+            return [r.name for r in found]
+
+        assert names() == ["alphabet", "charlie", "alpha", "bravo"]
+        assert names(descending=False) == ["bravo", "alpha", "charlie", "alphabet"]
+        assert names(sort_by="name", descending=False) == ["alpha", "alphabet", "bravo", "charlie"]
+        assert names(name_contains="ALPHA") == ["alphabet", "alpha"]
+        assert names(statuses=("Completed",)) == ["alphabet", "alpha"]
+        assert names(created_after=T0, created_before=T0 + timedelta(minutes=3)) == [
+            "charlie",
+            "alpha",
+        ]
+        assert names(limit=2, offset=1) == ["charlie", "alpha"]
+        assert names(name_contains="%") == []
+
+
+def test_set_status_is_compare_and_set_with_history(db: Database) -> None:
+    _make(db, "job", status="InProgress")
+    later = T0 + timedelta(minutes=5)
+    with db.begin() as conn:
+        resources.set_status(
+            conn, "TrainingJob", "job", "InProgress", "Completed",
+            message="done", now=later, secondary_status="Completed",
+        )  # fmt: skip
+    with db.begin() as conn, pytest.raises(StatusConflict) as info:
+        resources.set_status(conn, "TrainingJob", "job", "InProgress", "Stopped", now=later)
+    assert info.value.actual == "Completed"
+    with db.begin() as conn, pytest.raises(NotFound):
+        resources.set_status(conn, "TrainingJob", "nope", None, "InProgress", now=later)
+    with db.begin() as conn:
+        found = resources.get(conn, "TrainingJob", "job")
+        hist = resources.history(conn, "TrainingJob", "job")
+    assert found is not None
+    assert (found.status, found.status_message, found.modified_at) == ("Completed", "done", later)
+    assert [(h.status, h.secondary_status, h.at) for h in hist] == [
+        ("InProgress", None, T0),
+        ("Completed", "Completed", later),
+    ]
+
+
+def test_update_extra_merges(db: Database) -> None:
+    _make(db, "job")
+    with db.begin() as conn:
+        resources.update_extra(conn, "TrainingJob", "job", {"a": 1}, T0)
+        updated = resources.update_extra(conn, "TrainingJob", "job", {"b": 2}, T0)
+    assert updated.extra == {"a": 1, "b": 2}
+    with db.begin() as conn:
+        found = resources.get(conn, "TrainingJob", "job")
+    assert found is not None
+    assert found.extra == {"a": 1, "b": 2}
+
+
+def test_delete_removes_history_and_tags(db: Database) -> None:
+    _make(db, "job", status="InProgress")
+    with db.begin() as conn:
+        tags.put(conn, "arn:job/job", [("k", "v")])
+        resources.delete_resource(conn, "TrainingJob", "job")
+    with db.begin() as conn:
+        assert resources.get(conn, "TrainingJob", "job") is None
+        assert tags.list_tags(conn, "arn:job/job") == []
+        with pytest.raises(NotFound):
+            resources.delete_resource(conn, "TrainingJob", "job")
