@@ -1,0 +1,116 @@
+"""One host's ``/opt/ml`` folder: where every file of the training contract lives.
+
+The same ``HostPaths`` describes the folder twice: as the server sees it (a folder under the
+data dir, used to create and read files) and as the process sees it (``/opt/ml`` inside a
+sandbox, or the same host folder plus ``SAGEMAKER_BASE_DIR`` without one). The environment
+builder takes the second view, so every ``SM_*`` path is one the process can open.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from sageport.runtime import names
+
+
+@dataclass(frozen=True)
+class HostPaths:
+    """The layout under ``root`` (what the process sees as ``/opt/ml``)."""
+
+    root: Path
+
+    @classmethod
+    def in_sandbox(cls) -> HostPaths:
+        """The paths as a sandboxed process sees them (the folder bind-mounted at /opt/ml)."""
+        return cls(Path(names.DEFAULT_BASE_DIR))
+
+    @property
+    def is_default_root(self) -> bool:
+        """True when ``root`` is ``/opt/ml`` itself, so no ``SAGEMAKER_BASE_DIR`` is needed."""
+        return self.root == Path(names.DEFAULT_BASE_DIR)
+
+    @property
+    def input_dir(self) -> Path:
+        return self.root / "input"
+
+    @property
+    def input_config_dir(self) -> Path:
+        return self.input_dir / "config"
+
+    @property
+    def input_data_dir(self) -> Path:
+        return self.input_dir / "data"
+
+    @property
+    def hyperparameters_file(self) -> Path:
+        return self.input_config_dir / names.HYPERPARAMETERS_FILE
+
+    @property
+    def input_data_config_file(self) -> Path:
+        return self.input_config_dir / names.INPUT_DATA_CONFIG_FILE
+
+    @property
+    def resource_config_file(self) -> Path:
+        return self.input_config_dir / names.RESOURCE_CONFIG_FILE
+
+    def channel_dir(self, channel: str) -> Path:
+        """``input/data/<channel>``: File and FastFile mode data (Pipe mode is not offered)."""
+        return self.input_data_dir / channel
+
+    @property
+    def code_dir(self) -> Path:
+        """The unpacked ``sourcedir.tar.gz``; the user process's working directory."""
+        return self.root / "code"
+
+    @property
+    def model_dir(self) -> Path:
+        """Tarred to ``model.tar.gz`` when the job ends."""
+        return self.root / "model"
+
+    @property
+    def output_dir(self) -> Path:
+        return self.root / "output"
+
+    @property
+    def output_data_dir(self) -> Path:
+        """Tarred to ``output.tar.gz`` (the toolkit no longer adds a per-host folder)."""
+        return self.output_dir / "data"
+
+    @property
+    def output_intermediate_dir(self) -> Path:
+        """Not created by ``make_tree``: the toolkit syncs it only when it does not exist."""
+        return self.output_dir / "intermediate"
+
+    @property
+    def failure_file(self) -> Path:
+        return self.output_dir / names.FAILURE_FILE
+
+    @property
+    def success_file(self) -> Path:
+        return self.output_dir / names.SUCCESS_FILE
+
+    @property
+    def checkpoints_dir(self) -> Path:
+        """The default ``CheckpointConfig.LocalPath``."""
+        return self.root / "checkpoints"
+
+
+def make_tree(paths: HostPaths, channels: Iterable[str] = ()) -> None:
+    """Create the folders a training container starts with (idempotent; does I/O).
+
+    ``output/intermediate`` is left out on purpose: the toolkit only starts its S3 sync of
+    that folder when the folder does not exist yet (``intermediate_output.start_sync``).
+    """
+    folders = [
+        paths.input_config_dir,
+        paths.input_data_dir,
+        paths.code_dir,
+        paths.model_dir,
+        paths.output_data_dir,
+        paths.checkpoints_dir,
+        *(paths.channel_dir(channel) for channel in channels),
+    ]
+    for folder in folders:
+        folder.mkdir(parents=True, exist_ok=True)
