@@ -63,5 +63,19 @@ def quickstart(data_dir: DataDir = None, port: int = 0) -> None:
     raise typer.Exit(run_quickstart(_settings(data_dir), port))
 
 
+@app.command()
+def instances(
+    names: Annotated[list[str] | None, typer.Argument(help="Instance types to show.")] = None,
+    gpus: Annotated[int | None, typer.Option("--gpus", help="At least this many GPUs.")] = None,
+    gpu_model: Annotated[str | None, typer.Option("--gpu-model", help="GPU model, e.g. A10G.")] = None,
+    min_gpu_memory: Annotated[float | None, typer.Option("--min-gpu-memory", help="GB per GPU.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+) -> None:
+    """List ml.* instance types that fit, cheapest first, and name the cheapest."""
+    from sageport.cli.instances import instances_command
+
+    raise typer.Exit(instances_command(gpus, gpu_model, min_gpu_memory, as_json, names or ()))
+
+
 def main() -> None:
     app()
