@@ -1,0 +1,108 @@
+"""LocalBackend inside bubblewrap: /opt/ml is the host folder, algo-N resolve, the host is safe."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+from backend_helpers import MakeSpec, running, wait_exit, wait_file
+
+from sageport.backends.launcher import sandbox_argv
+from sageport.backends.local import LocalBackend, probe_sandbox
+
+AVAILABLE, WHY = probe_sandbox()
+needs_sandbox = pytest.mark.skipif(not AVAILABLE, reason=f"no sandbox: {WHY}")
+
+
+@needs_sandbox
+def test_opt_ml_is_the_host_folder(backend: LocalBackend, make_spec: MakeSpec) -> None:
+    host_had_opt_ml = os.path.exists("/opt/ml")
+    spec = make_spec(
+        """
+        import os, socket
+        os.makedirs("/opt/ml/model", exist_ok=True)
+        open("/opt/ml/model/x.txt", "w").write("weights")
+        print(os.getcwd())
+        print(socket.gethostbyname("algo-2"))
+        print(open("/opt/ml/processing/input/data/in.txt").read())
+        open("/tmp/scratch", "w").write("private")
+        """,
+        sandbox=True,
+        hostnames={"algo-1": "127.0.0.1", "algo-2": "127.0.0.1"},
+        extra_binds=[(str(_input_dir(make_spec)), "/opt/ml/processing/input/data")],
+    )
+    handle = backend.start(spec)
+    info = wait_exit(backend, handle)
+    records, _ = backend.read_log(handle, 0)
+    assert info.returncode == 0, records
+    assert [r.message for r in records] == ["/opt/ml/code", "127.0.0.1", "hello"]
+    assert (spec.host_dir / "model" / "x.txt").read_text() == "weights"
+    assert os.path.exists("/opt/ml") == host_had_opt_ml
+    assert not Path("/tmp/scratch").exists()
+
+
+def _input_dir(make_spec: MakeSpec) -> Path:
+    base = make_spec("pass\n").run_dir.parent / "input"
+    base.mkdir(exist_ok=True)
+    (base / "in.txt").write_text("hello")
+    return base
+
+
+@needs_sandbox
+def test_terminate_and_kill_in_sandbox(backend: LocalBackend, make_spec: MakeSpec) -> None:
+    spec = make_spec(
+        """
+        import signal, subprocess, time
+        signal.signal(signal.SIGTERM, lambda *a: open("/opt/ml/got-term", "w").write("1"))
+        child = subprocess.Popen(["sleep", "1000"])
+        open("/opt/ml/ready", "w").write(str(child.pid))  # no PID namespace: a host pid
+        time.sleep(1000)
+        """,
+        sandbox=True,
+    )
+    handle = backend.start(spec)
+    grandchild = int(wait_file(spec.host_dir / "ready"))
+    backend.terminate(handle)
+    wait_file(spec.host_dir / "got-term")
+    assert backend.poll(handle) is None  # the handler did not exit, bwrap is still up
+    backend.kill(handle)
+    info = wait_exit(backend, handle)
+    assert (info.returncode, info.signal) == (137, signal.SIGKILL)
+    time.sleep(0.1)
+    assert not running(grandchild)
+
+
+@needs_sandbox
+def test_bad_sandbox_reports_why(backend: LocalBackend, make_spec: MakeSpec) -> None:
+    spec = make_spec("pass\n", sandbox=True, extra_binds=[("/nonexistent/src", "/opt/ml/x")])
+    info = wait_exit(backend, backend.start(spec))
+    assert info.returncode is None
+    assert info.reason is not None
+    assert "sandbox failed to start" in info.reason
+    assert "/nonexistent/src" in info.reason
+
+
+def test_sandbox_argv_mirrors_the_root_and_binds_opt_ml(tmp_path: Path) -> None:
+    spec = {
+        "host_dir": str(tmp_path / "host"),
+        "argv": ["python", "train.py"],
+        "cwd": "/opt/ml/code",
+        "hostnames": {"algo-1": "127.0.0.1", "algo-2": "127.0.0.1"},
+        "extra_binds": [["/data/in", "/opt/ml/processing/input"]],
+    }
+    argv = sandbox_argv(spec, tmp_path, "/usr/bin/bwrap", 5)
+    pairs = list(itertools.pairwise(argv))
+    assert ("--bind", str(tmp_path / "host")) in pairs
+    assert ("--ro-bind-try", "/usr") in pairs or ("--symlink", "usr/bin") in pairs
+    assert ("--info-fd", "5") in pairs
+    assert ("--chdir", "/opt/ml/code") in pairs
+    assert argv[-3:] == ["--", "python", "train.py"]
+    assert "/opt/ml" not in argv[: argv.index(str(tmp_path / "host"))]  # no ro-bind over it
+    hosts = (tmp_path / "hosts").read_text().splitlines()
+    assert hosts[2] == "127.0.0.1 algo-1 algo-2"
+    assert json.dumps(argv)  # plain strings only
