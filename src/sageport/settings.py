@@ -45,6 +45,47 @@ class Settings:
     max_clock_skew_seconds: int = 15 * 60
     #: the default bucket the SageMaker SDK config names.
     default_bucket: str = "sagemaker-sageport"
+    #: image (URI, repository, ``framework:version`` or framework) → Python interpreter.
+    images: dict[str, str] = field(default_factory=dict)
+    #: ``auto``: run each host in a bubblewrap sandbox when bwrap works; ``off``: never.
+    sandbox: str = "auto"
+    #: seconds between SIGTERM and SIGKILL when a job is stopped (SageMaker: 120).
+    stop_grace_seconds: float = 120.0
+    #: ``SAGEPORT_FAKE_GPUS``-style spec; empty means discover real GPUs through NVML.
+    fake_gpus: str = ""
+    #: ``any`` GPU with enough memory, or ``strict`` (the catalog's model only).
+    gpu_matching: str = "any"
+    #: run GPU instance types on the CPU when this machine has no GPU (with a warning).
+    cpu_fallback: bool = False
+    #: vCPUs accounted per core / memory per GiB before jobs queue instead of starting.
+    cpu_overcommit: float = 4.0
+    memory_overcommit: float = 1.0
+    #: how often the scheduler looks at running jobs when nothing wakes it.
+    poll_interval_seconds: float = 0.2
+
+    @property
+    def jobs_dir(self) -> Path:
+        """Host folders of training and processing jobs."""
+        return self.data_dir / "jobs"
+
+    @property
+    def settings_file(self) -> Path:
+        """Optional TOML file with the fields above (``[images]`` table, ``sandbox`` ...)."""
+        return self.data_dir / "sageport.toml"
+
+    def with_file(self) -> Settings:
+        """These settings, with what ``sageport.toml`` in the data folder says on top."""
+        import tomllib
+        from dataclasses import fields, replace
+
+        if not self.settings_file.exists():
+            return self
+        doc = tomllib.loads(self.settings_file.read_text())
+        known = {f.name for f in fields(self)} - {"data_dir"}
+        unknown = set(doc) - known
+        if unknown:
+            raise ValueError(f"{self.settings_file}: unknown settings {sorted(unknown)}; known: {sorted(known)}")
+        return replace(self, **doc)
 
     @property
     def db_url(self) -> str:

@@ -21,7 +21,7 @@ from starlette.routing import Route
 from sageport.api import credentials
 from sageport.api.auth import AuthFailure, Scope, SignedRequest, Verifier, request_scope
 from sageport.api.dispatch import RequestContext, collect
-from sageport.api.handlers import endpoint_configs, logs, models, tags
+from sageport.api.handlers import endpoint_configs, logs, models, tags, training
 from sageport.api.jsonproto import JsonProtocol
 from sageport.api.protocol import WireProtocol
 from sageport.api.query import StsProtocol
@@ -36,9 +36,10 @@ from sageport.settings import Settings
 log = logging.getLogger(__name__)
 
 HEALTH_PATH = "/_sageport/health"
+DRAIN_LIMIT = 64 * 1024 * 1024
 ALL_METHODS = ["GET", "PUT", "POST", "DELETE", "HEAD", "PATCH", "OPTIONS"]
 
-SAGEMAKER_MODULES = (models, endpoint_configs, tags)
+SAGEMAKER_MODULES = (models, endpoint_configs, tags, training)
 LOGS_MODULES = (logs,)
 
 
@@ -76,14 +77,17 @@ class Router:
 
 
 async def _read_body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(f"Request body of {declared} bytes exceeds the limit of {limit} bytes.")
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
+            # Read (and drop) the rest, up to a bound, so the client gets our error instead of
+            # a reset connection; past the bound, closing on it is the only protection left.
+            async for rest in request.stream():
+                size += len(rest)
+                if size > DRAIN_LIMIT:
+                    break
             raise PayloadTooLarge(f"Request body exceeds the limit of {limit} bytes.")
         chunks.append(chunk)
     return b"".join(chunks)
@@ -139,9 +143,11 @@ def create_app(settings: Settings, services: Services | None = None) -> Starlett
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await svc.scheduler.start()
         try:
             yield
         finally:
+            await svc.scheduler.stop()
             if owned:
                 svc.close()
 

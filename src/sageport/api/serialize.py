@@ -8,20 +8,11 @@ field needs no code). Timestamps become epoch seconds (JSON protocols) and blobs
 from __future__ import annotations
 
 import base64
-from datetime import UTC, datetime
 from typing import Any
 
 from botocore.model import ListShape, MapShape, Shape, StructureShape
 
-
-def to_datetime(value: Any) -> datetime:
-    """Accept the forms a timestamp takes inside sageport: datetime, ISO text, epoch seconds."""
-    if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=UTC)
-    if isinstance(value, int | float):
-        return datetime.fromtimestamp(value, UTC)
-    parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+from sageport.domain.times import to_datetime
 
 
 def to_json(shape: Shape | None, value: Any) -> Any:

@@ -6,13 +6,26 @@ global, so two servers can live in one process.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 
+from sageport.api.credentials import load_or_create
+from sageport.backends.base import Backend
+from sageport.backends.registry import get_backend
+from sageport.catalog import Catalog, load_catalog
 from sageport.clock import Clock, SystemClock
+from sageport.gpu import GpuInventory
+from sageport.gpu.discovery import discovery_from_env
+from sageport.scheduler.allocator import Allocator, GpuMatching
+from sageport.scheduler.loop import Scheduler
+from sageport.scheduler.training import RunnerConfig, TrainingRunner
+from sageport.services.admission import Admission
 from sageport.services.endpoint_configs import EndpointConfigService
 from sageport.services.logs import LogService
 from sageport.services.models import ModelService
 from sageport.services.tags import TagService
+from sageport.services.training import TrainingJobService
 from sageport.settings import Settings
 from sageport.storage.objectstore import ObjectStore, open_object_store
 from sageport.store.database import Database
@@ -30,19 +43,73 @@ class Services:
     endpoint_configs: EndpointConfigService
     tags: TagService
     logs: LogService
+    catalog: Catalog
+    gpus: GpuInventory
+    allocator: Allocator
+    training: TrainingJobService
+    backend: Backend
+    scheduler: Scheduler
 
     def close(self) -> None:
         self.db.close()
 
 
-def build_services(settings: Settings, clock: Clock | None = None) -> Services:
-    """Open the database and the object store and build the services over them."""
+def build_services(
+    settings: Settings,
+    clock: Clock | None = None,
+    *,
+    backend: Backend | None = None,
+    env: Mapping[str, str] | None = None,
+) -> Services:
+    """Open the database and the object store, discover GPUs, and wire the services."""
     clock = clock or SystemClock()
+    env = dict(os.environ if env is None else env)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     db = Database(settings.db_url)
     db.create_all()
     objects = open_object_store(settings)
-    tags = TagService(db, clock)
+    catalog = load_catalog()
+    discovery_env = {**env, **({"SAGEPORT_FAKE_GPUS": settings.fake_gpus} if settings.fake_gpus else {})}
+    gpus = discovery_from_env(discovery_env).discover()
+    allocator = Allocator(
+        gpus.devices,
+        float(os.cpu_count() or 1),
+        _memory_gib(),
+        cpu_overcommit=settings.cpu_overcommit,
+        memory_overcommit=settings.memory_overcommit,
+        matching=GpuMatching(settings.gpu_matching),
+        cpu_fallback=settings.cpu_fallback,
+    )
+    admission = Admission(catalog, allocator, settings.images)
+    logs = LogService(db, clock)
+    training = TrainingJobService(db, clock, settings, admission)
+    backend = backend or get_backend("local")
+    available, why = backend.sandbox_available()
+    sandbox = available and settings.sandbox != "off"
+    key = load_or_create(settings.credentials_file)[0]
+    runner = TrainingRunner(
+        training,
+        objects,
+        logs,
+        backend,
+        allocator,
+        catalog,
+        clock,
+        RunnerConfig(
+            jobs_dir=settings.jobs_dir,
+            region=settings.region,
+            endpoint_url=settings.endpoint_url,
+            access_key=key.access_key_id,
+            secret_key=key.secret_access_key,
+            images=settings.images,
+            sandbox=sandbox,
+            sandbox_note=why if not available else "sandbox = off in settings",
+            stop_grace_s=settings.stop_grace_seconds,
+            server_env=env,
+        ),
+    )
+    scheduler = Scheduler([runner], settings.poll_interval_seconds)
+    training.wake = scheduler.wake
     return Services(
         settings=settings,
         clock=clock,
@@ -50,6 +117,19 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
         objects=objects,
         models=ModelService(db, clock, settings),
         endpoint_configs=EndpointConfigService(db, clock, settings),
-        tags=tags,
-        logs=LogService(db, clock),
+        tags=TagService(db, clock),
+        logs=logs,
+        catalog=catalog,
+        gpus=gpus,
+        allocator=allocator,
+        training=training,
+        backend=backend,
+        scheduler=scheduler,
     )
+
+
+def _memory_gib() -> float:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    except (ValueError, OSError):
+        return 16.0

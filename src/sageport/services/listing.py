@@ -90,3 +90,10 @@ def _time(params: Mapping[str, Any], key: str) -> datetime | None:
     if not isinstance(value, datetime):
         raise ValidationException(f"{key} must be a timestamp.")
     return value
+
+
+def replace_statuses(flt: ResourceFilter, statuses: tuple[str, ...]) -> ResourceFilter:
+    """``flt`` filtering on stored statuses instead (a public status may map to several)."""
+    from dataclasses import replace
+
+    return replace(flt, statuses=statuses)

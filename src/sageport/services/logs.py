@@ -106,6 +106,18 @@ class LogService:
         with self._db.begin() as conn:
             store.append(conn, stream_id, events, self._now_ms())
 
+    def tail(self, group: str, stream: str, lines: int) -> list[str]:
+        """The last ``lines`` messages of a stream (for failure reasons); [] if none."""
+        with self._db.read() as conn:
+            found = store.get_group(conn, group)
+            if found is None:
+                return []
+            s = store.get_stream(conn, found.id, stream)
+            if s is None:
+                return []
+            events = store.read_stream(conn, s.id, limit=lines, from_head=False)
+        return [e.message for e in events]
+
     # -- read side --------------------------------------------------------------------------
 
     def describe_log_groups(self, params: dict[str, Any]) -> dict[str, Any]:

@@ -1,0 +1,195 @@
+"""Preparing one host of a training job: its folder, code, data and the command to run.
+
+This is where the runtime contract (``sageport.runtime``, pure) meets real files and the
+object store: the ``/opt/ml`` tree and config files are written, the submitted source
+directory unpacked into ``code/``, channels staged (hard links when possible), checkpoints
+restored, and a :class:`LaunchSpec` built for the backend.
+"""
+
+from __future__ import annotations
+
+import shlex
+import tarfile
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sageport.backends.base import LaunchSpec
+from sageport.runtime import hyperparameters
+from sageport.runtime.config_files import all_hosts, config_files, write_config_files
+from sageport.runtime.entrypoint import plan_launch, program_from_hyperparameters
+from sageport.runtime.environment import training_env
+from sageport.runtime.images import resolve_image
+from sageport.runtime.paths import HostPaths, make_tree
+from sageport.scheduler.allocator import HostGrant
+from sageport.storage.objectstore import ObjectStore
+from sageport.storage.transfer import (
+    TransferError,
+    download_tree,
+    fetch_object,
+    parse_s3_uri,
+    stage_channel,
+)
+
+#: variables of the server's own environment a job inherits (everything else is explicit).
+INHERITED_ENV = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TERM", "HOME", "USER", "LD_LIBRARY_PATH")
+SANDBOX_OVERLAY = "/tmp/sageport-overlay"  # noqa: S108 - the sandbox's private /tmp
+
+
+@dataclass(frozen=True)
+class JobContext:
+    """What every host of one job shares."""
+
+    name: str
+    arn: str
+    spec: Mapping[str, Any]
+    job_dir: Path
+    sandbox: bool
+    region: str
+    endpoint_url: str
+    access_key: str
+    secret_key: str
+    images: Mapping[str, str]
+    stop_grace_s: float
+    server_env: Mapping[str, str]
+
+
+def host_dirs(job: JobContext, host: str) -> tuple[Path, Path]:
+    """(host folder shown as /opt/ml, launcher run folder)."""
+    return job.job_dir / host, job.job_dir / f"{host}.run"
+
+
+async def stage_host(job: JobContext, host: str, store: ObjectStore) -> tuple[int, int]:
+    """Write the tree, code, channels and checkpoints of ``host``; returns (files, bytes)."""
+    host_dir, run_dir = host_dirs(job, host)
+    paths = HostPaths(host_dir)
+    channels = [c["ChannelName"] for c in job.spec.get("InputDataConfig") or []]
+    make_tree(paths, channels)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_config_files(paths, config_files(job.spec, host))
+    await _unpack_code(job, paths, store)
+    hosts = all_hosts(job.spec)
+    files = total = 0
+    for channel in job.spec.get("InputDataConfig") or []:
+        source = channel["DataSource"]["S3DataSource"]
+        n, size = await stage_channel(
+            store, source, paths.channel_dir(channel["ChannelName"]), shard=(hosts.index(host), len(hosts))
+        )
+        files += n
+        total += size
+    checkpoint = job.spec.get("CheckpointConfig")
+    if checkpoint and checkpoint.get("S3Uri"):
+        await download_tree(store, parse_s3_uri(checkpoint["S3Uri"]), _checkpoint_dir(paths, checkpoint))
+    return files, total
+
+
+def _checkpoint_dir(paths: HostPaths, checkpoint: Mapping[str, Any]) -> Path:
+    local = checkpoint.get("LocalPath")
+    if not local or local == "/opt/ml/checkpoints":
+        return paths.checkpoints_dir
+    return paths.root / Path(local).relative_to("/opt/ml") if local.startswith("/opt/ml/") else paths.checkpoints_dir
+
+
+async def _unpack_code(job: JobContext, paths: HostPaths, store: ObjectStore) -> None:
+    decoded = hyperparameters.decode(job.spec.get("HyperParameters") or {})
+    env = job.spec.get("Environment") or {}
+    submit = env.get("SAGEMAKER_SUBMIT_DIRECTORY") or decoded.get("sagemaker_submit_directory")
+    if not submit or not str(submit).startswith("s3://"):
+        return
+    uri = parse_s3_uri(str(submit))
+    with tempfile.TemporaryDirectory() as tmp:
+        archive = Path(tmp) / "sourcedir.tar.gz"
+        try:
+            await fetch_object(store, uri.bucket, uri.key, archive, link=False)
+        except Exception as exc:
+            raise TransferError(f"Could not download the source directory {submit}: {exc}") from exc
+        try:
+            with tarfile.open(archive) as tar:
+                tar.extractall(paths.code_dir, filter="data")
+        except (tarfile.TarError, OSError) as exc:
+            raise TransferError(f"The source directory {submit} is not a readable tar.gz: {exc}") from exc
+
+
+def launch_spec(job: JobContext, host: str, grant: HostGrant) -> tuple[LaunchSpec, list[str]]:
+    """The backend request for ``host``, plus notes for the job log."""
+    host_dir, run_dir = host_dirs(job, host)
+    seen = HostPaths.in_sandbox() if job.sandbox else HostPaths(host_dir)
+    algo = job.spec.get("AlgorithmSpecification") or {}
+    runtime = resolve_image(algo.get("TrainingImage", ""), job.images)
+    notes: list[str] = []
+    gpu_env = _gpu_env(grant)
+    if grant.cpu_fallback:
+        notes.append(
+            "WARNING: this instance type has GPUs but this machine has none; cpu_fallback is on, "
+            "so the job runs on the CPU."
+        )
+    base = {k: v for k, v in job.server_env.items() if k in INHERITED_ENV}
+    if job.sandbox:
+        base["HOME"] = "/tmp"  # noqa: S108 - the sandbox root is read-only; /tmp is the host's own
+    base.update(
+        {
+            "AWS_ENDPOINT_URL": job.endpoint_url,
+            "AWS_ACCESS_KEY_ID": job.access_key,
+            "AWS_SECRET_ACCESS_KEY": job.secret_key,
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    env = training_env(
+        job.spec,
+        job_name=job.name,
+        job_arn=job.arn,
+        host=host,
+        paths=seen,
+        num_gpus=len(grant.gpus),
+        num_cpus=max(1, int(grant.vcpus)),
+        region=job.region,
+        s3_endpoint_url=job.endpoint_url,
+        base_env=base,
+        forced_env=gpu_env,
+    )
+    decoded = hyperparameters.decode(job.spec.get("HyperParameters") or {})
+    plan = plan_launch(
+        code_dir=seen.code_dir,
+        program=program_from_hyperparameters(decoded, env),
+        cmd_args=hyperparameters.to_cmd_args(hyperparameters.split(decoded).user),
+        python=runtime.python,
+        container_entrypoint=algo.get("ContainerEntrypoint"),
+        container_arguments=algo.get("ContainerArguments"),
+    )
+    argv = list(plan.argv)
+    if plan.make_executable is not None:
+        real = HostPaths(host_dir).code_dir / plan.make_executable.name
+        if real.exists():
+            real.chmod(real.stat().st_mode | 0o111)
+    if plan.install:
+        # Requirements go into an overlay folder of this host, never the server's environment.
+        overlay = SANDBOX_OVERLAY if job.sandbox else str(run_dir / "overlay")
+        env["PYTHONPATH"] = ":".join(p for p in (overlay, env.get("PYTHONPATH", "")) if p)
+        steps = " && ".join(shlex.join([*cmd, "--target", overlay, "--no-warn-script-location"]) for cmd in plan.install)
+        argv = ["/bin/sh", "-c", f'{steps} && exec "$@"', "sh", *argv]
+        notes.append(f"Installing requirements into {overlay}")
+    hosts = all_hosts(job.spec)
+    spec = LaunchSpec(
+        host_dir=host_dir,
+        argv=argv,
+        env=env,
+        cwd=str(plan.cwd),
+        run_dir=run_dir,
+        sandbox=job.sandbox,
+        hostnames={h: "127.0.0.1" for h in hosts},
+        stop_grace_s=job.stop_grace_s,
+    )
+    return spec, notes
+
+
+def _gpu_env(grant: HostGrant) -> dict[str, str]:
+    """Exactly the granted GPUs; none at all for CPU types, as on a real ml.t3 instance."""
+    uuids = ",".join(g.uuid for g in grant.gpus)
+    indices = ",".join(str(g.index) for g in grant.gpus)
+    return {
+        "CUDA_DEVICE_ORDER": "PCI_BUS_ID",
+        "CUDA_VISIBLE_DEVICES": indices,
+        "NVIDIA_VISIBLE_DEVICES": uuids or "void",
+    }

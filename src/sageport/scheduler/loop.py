@@ -1,0 +1,61 @@
+"""The scheduler loop: an asyncio task in the server that moves jobs along.
+
+It wakes when an API call says there is news (``wake()``) or every poll interval, and asks
+each runner for its next steps. It holds no state of its own beyond the runners': the store
+is the truth, which is why a restarted server simply starts the loop again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Protocol
+
+log = logging.getLogger(__name__)
+
+
+class Runner(Protocol):
+    async def tick(self) -> None: ...
+    async def cancel(self) -> None:
+        """Abandon steps in flight; the stored status lets the next start redo them."""
+        ...
+
+
+class Scheduler:
+    def __init__(self, runners: list[Runner], interval: float) -> None:
+        self._runners = runners
+        self._interval = interval
+        self._event: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    def wake(self) -> None:
+        """Thread-safe: API handlers run in worker threads."""
+        if self._loop is not None and self._event is not None:
+            self._loop.call_soon_threadsafe(self._event.set)
+
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._event = asyncio.Event()
+        self._task = asyncio.create_task(self._run(), name="sageport-scheduler")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        for runner in self._runners:
+            await runner.cancel()
+
+    async def _run(self) -> None:
+        assert self._event is not None
+        while True:
+            for runner in self._runners:
+                try:
+                    await runner.tick()
+                except Exception:
+                    log.exception("scheduler tick failed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._event.wait(), self._interval)
+            self._event.clear()

@@ -1,0 +1,177 @@
+"""The object store interface: what the S3 protocol and the training runtime need from storage.
+
+The S3 wire protocol (``sageport.api.s3``) and later the job runtime talk to objects only
+through :class:`ObjectStore`; :class:`~sageport.storage.local.LocalObjectStore` keeps them on
+local disk under ``settings.objects_dir``. Bodies move as async byte streams, so memory never
+grows with object size. Errors are the S3 errors of :mod:`sageport.errors` (``NoSuchBucket``,
+``NoSuchKey``, ...), so the protocol layer only renders them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Protocol
+
+from sageport.settings import Settings
+
+#: Called once the body is consumed and before the object becomes visible. It returns the
+#: checksums the client declared (algorithm, e.g. ``"SHA256"`` → base64 value) after it
+#: verified them, or raises to abort the write (nothing is then stored).
+Seal = Callable[[], Mapping[str, str]]
+
+
+@dataclass(frozen=True)
+class BucketInfo:
+    name: str
+    created: datetime
+    region: str
+
+
+@dataclass(frozen=True)
+class ObjectAttrs:
+    """What a client sets on an object besides its bytes."""
+
+    content_type: str = "binary/octet-stream"
+    #: user metadata (``x-amz-meta-*`` without the prefix, names lower-case)
+    metadata: Mapping[str, str] = field(default_factory=dict)
+    #: stored representation headers: Content-Encoding, Content-Disposition, Cache-Control,
+    #: Content-Language, Expires, x-amz-server-side-encryption ... (returned verbatim)
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    bucket: str
+    key: str
+    size: int
+    #: the S3 ETag without quotes: md5 hex, or ``md5-of-md5s-N`` for multipart objects
+    etag: str
+    last_modified: datetime
+    attrs: ObjectAttrs
+    #: algorithm (``CRC32``, ``SHA256`` ...) → base64 value; CRC32 is always present
+    checksums: Mapping[str, str] = field(default_factory=dict)
+    parts_count: int | None = None
+
+
+@dataclass(frozen=True)
+class ObjectListing:
+    objects: list[ObjectInfo]
+    common_prefixes: list[str]
+    is_truncated: bool
+    #: the last key or common prefix returned; the next page starts after it
+    last: str | None
+
+
+@dataclass(frozen=True)
+class PartInfo:
+    number: int
+    etag: str
+    size: int
+    last_modified: datetime
+    checksums: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class UploadInfo:
+    upload_id: str
+    bucket: str
+    key: str
+    initiated: datetime
+    attrs: ObjectAttrs
+
+
+@dataclass(frozen=True)
+class ObjectRange:
+    """An object opened for reading: its info and the byte range ``[start, end]`` to send."""
+
+    info: ObjectInfo
+    start: int
+    end: int  # inclusive; ``-1`` for an empty object
+    body: AsyncIterator[bytes]
+
+
+class ObjectStore(Protocol):
+    """Buckets and objects; multipart uploads are assembled by the store."""
+
+    async def list_buckets(self) -> list[BucketInfo]: ...
+    async def create_bucket(self, bucket: str, region: str) -> BucketInfo: ...
+    async def head_bucket(self, bucket: str) -> BucketInfo: ...
+    async def delete_bucket(self, bucket: str) -> None: ...
+
+    async def put_object(
+        self,
+        bucket: str,
+        key: str,
+        body: AsyncIterable[bytes],
+        attrs: ObjectAttrs,
+        *,
+        seal: Seal | None = None,
+    ) -> ObjectInfo: ...
+    async def head_object(self, bucket: str, key: str) -> ObjectInfo: ...
+    async def get_object(
+        self, bucket: str, key: str, first: int | None = None, last: int | None = None
+    ) -> ObjectRange:
+        """Open ``key``; ``first``/``last`` are the resolved inclusive byte range (None: all)."""
+        ...
+
+    async def delete_object(self, bucket: str, key: str) -> None:
+        """Delete ``key``; deleting a missing key succeeds (as in S3)."""
+        ...
+
+    async def list_objects(
+        self,
+        bucket: str,
+        prefix: str = "",
+        delimiter: str = "",
+        after: str = "",
+        max_keys: int = 1000,
+    ) -> ObjectListing: ...
+    async def copy_object(
+        self, src_bucket: str, src_key: str, bucket: str, key: str, attrs: ObjectAttrs | None
+    ) -> ObjectInfo:
+        """Copy; ``attrs`` None keeps the source's (S3's ``MetadataDirective: COPY``)."""
+        ...
+
+    async def create_upload(self, bucket: str, key: str, attrs: ObjectAttrs) -> UploadInfo: ...
+    async def upload_part(
+        self,
+        bucket: str,
+        key: str,
+        upload_id: str,
+        number: int,
+        body: AsyncIterable[bytes],
+        *,
+        seal: Seal | None = None,
+    ) -> PartInfo: ...
+    async def list_parts(self, bucket: str, key: str, upload_id: str) -> list[PartInfo]: ...
+    async def list_uploads(self, bucket: str) -> list[UploadInfo]: ...
+    async def complete_upload(
+        self, bucket: str, key: str, upload_id: str, parts: list[tuple[int, str]]
+    ) -> ObjectInfo:
+        """Assemble the listed ``(part number, etag)`` pairs into the object."""
+        ...
+
+    async def abort_upload(self, bucket: str, key: str, upload_id: str) -> None: ...
+
+    def local_path(self, bucket: str, key: str) -> Path | None:
+        """The file holding the object's bytes, for hard-linking into job folders.
+
+        The file is never modified in place (an overwrite replaces it), so a hard link keeps
+        the version it was made from. ``None`` for stores not on local disk.
+        """
+        ...
+
+
+def open_object_store(settings: Settings) -> ObjectStore:
+    """The store ``settings`` names: the embedded one on local disk (the only one so far)."""
+    if settings.object_store_url and not settings.object_store_url.startswith("file://"):
+        raise ValueError(
+            f"object store {settings.object_store_url!r} is not supported yet; "
+            "leave object_store_url empty for the embedded store"
+        )
+    from sageport.storage.local import LocalObjectStore
+
+    return LocalObjectStore(settings.objects_dir)
