@@ -23,14 +23,12 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import os
 import re
 import shutil
 import uuid
-import zlib
-from collections.abc import AsyncIterable, AsyncIterator
-from datetime import UTC, datetime
+from collections.abc import AsyncIterable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +42,7 @@ from sageport.errors import (
     NoSuchKey,
     NoSuchUpload,
 )
+from sageport.storage import files
 from sageport.storage import keys as keymap
 from sageport.storage.listing import paginate
 from sageport.storage.objectstore import (
@@ -58,48 +57,8 @@ from sageport.storage.objectstore import (
 )
 
 BUCKET_FILE = "@bucket.json"
-CHUNK = 1024 * 1024
 MIN_PART_SIZE = 5 * 1024 * 1024
 UPLOAD_ID = re.compile(r"^[0-9a-f]{32}$")
-
-
-def _now() -> datetime:
-    # S3 timestamps carry milliseconds
-    now = datetime.now(UTC)
-    return now.replace(microsecond=now.microsecond // 1000 * 1000)
-
-
-def _crc32_b64(value: int) -> str:
-    import base64
-
-    return base64.b64encode(value.to_bytes(4, "big")).decode()
-
-
-def _write_json(path: Path, data: dict[str, Any], tmp_dir: Path) -> None:
-    tmp = tmp_dir / f"{uuid.uuid4().hex}.json"
-    tmp.write_text(json.dumps(data), encoding="utf-8")
-    _replace(tmp, path)
-
-
-def _replace(src: Path, dst: Path) -> None:
-    """Rename into place, creating folders; retries if a delete pruned a folder meanwhile."""
-    for _ in range(5):
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            os.replace(src, dst)
-            return
-        except FileNotFoundError:
-            if not src.exists():
-                raise
-    os.replace(src, dst)
-
-
-def _read_json(path: Path) -> dict[str, Any] | None:
-    try:
-        data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return None
-    return data
 
 
 def _attrs_to_json(attrs: ObjectAttrs) -> dict[str, Any]:
@@ -112,43 +71,6 @@ def _attrs_to_json(attrs: ObjectAttrs) -> dict[str, Any]:
 
 def _attrs_from_json(data: dict[str, Any]) -> ObjectAttrs:
     return ObjectAttrs(data["content_type"], data["metadata"], data["headers"])
-
-
-class _Sink:
-    """Streams a body into a temp file while hashing it (md5 for the ETag, CRC32)."""
-
-    def __init__(self, tmp_dir: Path) -> None:
-        tmp_dir.mkdir(parents=True, exist_ok=True)
-        self.path = tmp_dir / uuid.uuid4().hex
-        self.md5 = hashlib.md5(usedforsecurity=False)
-        self.crc = 0
-        self.size = 0
-
-    def _write(self, fh: Any, data: bytes) -> None:
-        fh.write(data)
-        self.md5.update(data)
-        self.crc = zlib.crc32(data, self.crc)
-        self.size += len(data)
-
-    async def consume(self, body: AsyncIterable[bytes], seal: Seal | None) -> dict[str, str]:
-        """Write ``body``; the checksums (CRC32 plus the sealed ones). Cleans up on error."""
-        try:
-            with open(self.path, "wb") as fh:
-                buf = bytearray()
-                async for chunk in body:
-                    buf += chunk
-                    if len(buf) >= CHUNK:
-                        await asyncio.to_thread(self._write, fh, bytes(buf))
-                        buf.clear()
-                if buf:
-                    await asyncio.to_thread(self._write, fh, bytes(buf))
-            sums = {"CRC32": _crc32_b64(self.crc)}
-            if seal is not None:
-                sums.update(seal())
-            return sums
-        except BaseException:
-            self.path.unlink(missing_ok=True)
-            raise
 
 
 class LocalObjectStore:
@@ -169,7 +91,7 @@ class LocalObjectStore:
 
     def _bucket(self, bucket: str) -> tuple[Path, dict[str, Any]]:
         folder = self._bucket_dir(bucket)
-        data = _read_json(folder / BUCKET_FILE)
+        data = files.read_json(folder / BUCKET_FILE)
         if data is None:
             raise NoSuchBucket(resource=f"/{bucket}", BucketName=bucket)
         return folder, data
@@ -178,7 +100,7 @@ class LocalObjectStore:
         out = []
         if self.root.is_dir():
             for child in sorted(self.root.iterdir()):
-                data = _read_json(child / BUCKET_FILE)
+                data = files.read_json(child / BUCKET_FILE)
                 if data is not None:
                     out.append(_bucket_info(child.name, data))
         return out
@@ -188,8 +110,8 @@ class LocalObjectStore:
         if (folder / BUCKET_FILE).exists():
             raise BucketAlreadyOwnedByYou(resource=f"/{bucket}", BucketName=bucket)
         self.tmp.mkdir(parents=True, exist_ok=True)
-        data = {"created": _now().isoformat(), "region": region}
-        _write_json(folder / BUCKET_FILE, data, self.tmp)
+        data = {"created": files.now().isoformat(), "region": region}
+        files.write_json(folder / BUCKET_FILE, data, self.tmp)
         return _bucket_info(bucket, data)
 
     async def head_bucket(self, bucket: str) -> BucketInfo:
@@ -214,7 +136,7 @@ class LocalObjectStore:
 
     def _meta(self, bucket: str, key: str) -> tuple[Path, dict[str, Any]]:
         _, meta_path, _ = self._paths(bucket, key)
-        data = _read_json(meta_path)
+        data = files.read_json(meta_path)
         if data is None:
             raise NoSuchKey(resource=f"/{bucket}/{key}", Key=key)
         return meta_path, data
@@ -223,10 +145,10 @@ class LocalObjectStore:
         """Make ``data_tmp`` the object ``key`` with metadata ``record`` (synchronous)."""
         _, meta_path, base = self._paths(bucket, key)
         name = f"{base}.@{uuid.uuid4().hex[:16]}"
-        _replace(data_tmp, meta_path.parent / name)
+        files.replace(data_tmp, meta_path.parent / name)
         record = {**record, "key": key, "data": name}
-        old = _read_json(meta_path)
-        _write_json(meta_path, record, self.tmp)
+        old = files.read_json(meta_path)
+        files.write_json(meta_path, record, self.tmp)
         if old is not None and old["data"] != name:
             (meta_path.parent / old["data"]).unlink(missing_ok=True)
         return _object_info(bucket, record)
@@ -241,12 +163,12 @@ class LocalObjectStore:
         seal: Seal | None = None,
     ) -> ObjectInfo:
         self._bucket(bucket)
-        sink = _Sink(self.tmp)
+        sink = files.Sink(self.tmp)
         sums = await sink.consume(body, seal)
         record = {
             "size": sink.size,
             "etag": sink.md5.hexdigest(),
-            "last_modified": _now().isoformat(),
+            "last_modified": files.now().isoformat(),
             "attrs": _attrs_to_json(attrs),
             "checksums": sums,
             "parts_count": None,
@@ -267,31 +189,31 @@ class LocalObjectStore:
         for _ in range(3):
             meta_path, data = self._meta(bucket, key)
             try:
-                fh = open(meta_path.parent / data["data"], "rb")  # noqa: SIM115 - closed by _stream
+                fh = open(meta_path.parent / data["data"], "rb")  # noqa: SIM115 - closed by files.stream
             except FileNotFoundError:
                 continue  # overwritten between reading the sidecar and opening; read again
             info = _object_info(bucket, data)
             start = 0 if first is None else first
             end = info.size - 1 if last is None else min(last, info.size - 1)
-            return ObjectRange(info, start, end, _stream(fh, start, end - start + 1))
+            return ObjectRange(info, start, end, files.stream(fh, start, end - start + 1))
         raise NoSuchKey(resource=f"/{bucket}/{key}", Key=key)
 
     async def delete_object(self, bucket: str, key: str) -> None:
         folder, meta_path, _ = self._paths(bucket, key)
-        data = _read_json(meta_path)
+        data = files.read_json(meta_path)
         if data is None:
             return
         meta_path.unlink(missing_ok=True)
         (meta_path.parent / data["data"]).unlink(missing_ok=True)
-        _prune(meta_path.parent, folder)
+        files.prune(meta_path.parent, folder)
 
     def _scan(self, folder: Path, prefix: str) -> list[str]:
         """Every key of the bucket at ``folder`` that starts with ``prefix``, sorted."""
         start = folder.joinpath(*keymap.folder_parts(prefix))
         found: list[str] = []
-        for dirpath, _, files in os.walk(start):
+        for dirpath, _, names in os.walk(start):
             rel = Path(dirpath).relative_to(folder).parts
-            for name in files:
+            for name in names:
                 if name.endswith(keymap.META_SUFFIX):
                     key = keymap.decode_parts([*rel, name[: -len(keymap.META_SUFFIX)]])
                     if key.startswith(prefix):
@@ -312,7 +234,9 @@ class LocalObjectStore:
         page = paginate(keys, prefix, delimiter, after, max_keys)
         objects = []
         for key in page.keys:
-            data = _read_json(folder.joinpath(*keymap.encode_key(key)).parent / _meta_name(key))
+            data = files.read_json(
+                folder.joinpath(*keymap.encode_key(key)).parent / _meta_name(key)
+            )
             if data is not None:  # deleted since the scan
                 objects.append(_object_info(bucket, data))
         return ObjectListing(objects, page.common_prefixes, page.is_truncated, page.last)
@@ -333,7 +257,7 @@ class LocalObjectStore:
             await asyncio.to_thread(shutil.copyfile, src, tmp)
         record = {
             **data,
-            "last_modified": _now().isoformat(),
+            "last_modified": files.now().isoformat(),
             "attrs": _attrs_to_json(attrs) if attrs is not None else data["attrs"],
         }
         return self._commit(bucket, key, tmp, record)
@@ -351,7 +275,7 @@ class LocalObjectStore:
         self._bucket(bucket)
         if UPLOAD_ID.match(upload_id):
             folder = self.uploads / upload_id
-            data = _read_json(folder / "upload.json")
+            data = files.read_json(folder / "upload.json")
             if data is not None and data["bucket"] == bucket and data["key"] == key:
                 return folder, data
         raise NoSuchUpload(resource=f"/{bucket}/{key}", UploadId=upload_id)
@@ -359,7 +283,7 @@ class LocalObjectStore:
     def _upload_records(self) -> list[dict[str, Any]]:
         if not self.uploads.is_dir():
             return []
-        found = (_read_json(d / "upload.json") for d in self.uploads.iterdir())
+        found = (files.read_json(d / "upload.json") for d in self.uploads.iterdir())
         return [r for r in found if r is not None]
 
     async def create_upload(self, bucket: str, key: str, attrs: ObjectAttrs) -> UploadInfo:
@@ -369,11 +293,11 @@ class LocalObjectStore:
             "upload_id": upload_id,
             "bucket": bucket,
             "key": key,
-            "initiated": _now().isoformat(),
+            "initiated": files.now().isoformat(),
             "attrs": _attrs_to_json(attrs),
         }
         self.tmp.mkdir(parents=True, exist_ok=True)
-        _write_json(self.uploads / upload_id / "upload.json", record, self.tmp)
+        files.write_json(self.uploads / upload_id / "upload.json", record, self.tmp)
         return _upload_info(record)
 
     async def upload_part(
@@ -387,25 +311,25 @@ class LocalObjectStore:
         seal: Seal | None = None,
     ) -> PartInfo:
         folder, _ = self._upload(bucket, key, upload_id)
-        sink = _Sink(self.tmp)
+        sink = files.Sink(self.tmp)
         sums = await sink.consume(body, seal)
         name = f"{number}.@{uuid.uuid4().hex[:16]}"
         record = {
             "number": number,
             "etag": sink.md5.hexdigest(),
             "size": sink.size,
-            "last_modified": _now().isoformat(),
+            "last_modified": files.now().isoformat(),
             "checksums": sums,
             "data": name,
         }
         try:
             self._upload(bucket, key, upload_id)  # aborted while the body streamed?
-            _replace(sink.path, folder / name)
+            files.replace(sink.path, folder / name)
         except BaseException:
             sink.path.unlink(missing_ok=True)
             raise
-        old = _read_json(folder / f"{number}.json")
-        _write_json(folder / f"{number}.json", record, self.tmp)
+        old = files.read_json(folder / f"{number}.json")
+        files.write_json(folder / f"{number}.json", record, self.tmp)
         if old is not None:
             (folder / old["data"]).unlink(missing_ok=True)
         return _part_info(record)
@@ -414,7 +338,7 @@ class LocalObjectStore:
         out = {}
         for path in folder.glob("*.json"):
             if path.stem.isdigit():
-                data = _read_json(path)
+                data = files.read_json(path)
                 if data is not None:
                     out[int(path.stem)] = data
         return out
@@ -456,16 +380,16 @@ class LocalObjectStore:
             chosen.append(part)
         self.tmp.mkdir(parents=True, exist_ok=True)
         tmp = self.tmp / uuid.uuid4().hex
-        crc = await asyncio.to_thread(_concat, [folder / p["data"] for p in chosen], tmp)
+        crc = await asyncio.to_thread(files.concat, [folder / p["data"] for p in chosen], tmp)
         digest = hashlib.md5(usedforsecurity=False)
         for part in chosen:
             digest.update(bytes.fromhex(part["etag"]))
         record = {
             "size": sum(p["size"] for p in chosen),
             "etag": f"{digest.hexdigest()}-{len(chosen)}",
-            "last_modified": _now().isoformat(),
+            "last_modified": files.now().isoformat(),
             "attrs": upload["attrs"],
-            "checksums": {"CRC32": _crc32_b64(crc)},
+            "checksums": {"CRC32": files.crc32_b64(crc)},
             "parts_count": len(chosen),
         }
         try:
@@ -484,41 +408,6 @@ class LocalObjectStore:
 
 def _meta_name(key: str) -> str:
     return keymap.encode_key(key)[-1] + keymap.META_SUFFIX
-
-
-def _concat(sources: list[Path], target: Path) -> int:
-    """Write ``sources`` one after another into ``target``; returns the CRC32 of the whole."""
-    crc = 0
-    with open(target, "wb") as out:
-        for src in sources:
-            with open(src, "rb") as fh:
-                while chunk := fh.read(CHUNK):
-                    out.write(chunk)
-                    crc = zlib.crc32(chunk, crc)
-    return crc
-
-
-async def _stream(fh: Any, start: int, length: int) -> AsyncIterator[bytes]:
-    try:
-        fh.seek(start)
-        while length > 0:
-            chunk: bytes = await asyncio.to_thread(fh.read, min(CHUNK, length))
-            if not chunk:
-                break
-            length -= len(chunk)
-            yield chunk
-    finally:
-        fh.close()
-
-
-def _prune(folder: Path, stop: Path) -> None:
-    """Remove empty folders from ``folder`` up to (not including) ``stop``."""
-    while folder != stop and stop in folder.parents:
-        try:
-            folder.rmdir()
-        except OSError:
-            return
-        folder = folder.parent
 
 
 def _bucket_info(name: str, data: dict[str, Any]) -> BucketInfo:

@@ -83,7 +83,9 @@ def _safe_target(root: Path, rel: str) -> Path:
     return target
 
 
-async def fetch_object(store: ObjectStore, bucket: str, key: str, dest: Path, *, link: bool = True) -> int:
+async def fetch_object(
+    store: ObjectStore, bucket: str, key: str, dest: Path, *, link: bool = True
+) -> int:
     """Put one object at ``dest``: a hard link when possible, else a streamed copy."""
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(f".{dest.name}.partial")
@@ -132,9 +134,13 @@ async def stage_channel(
             uri = S3Uri(base.bucket, "")
             pairs = [(parse_s3_uri(k).key, r) for k, r in pairs]
     else:
-        raise TransferError(f"S3DataType {kind} is not supported by sageport (use S3Prefix or ManifestFile)")
+        raise TransferError(
+            f"S3DataType {kind} is not supported by sageport (use S3Prefix or ManifestFile)"
+        )
     if not pairs:
-        raise TransferError(f"No objects found under S3 URI {uri_text}: the channel would be empty.")
+        raise TransferError(
+            f"No objects found under S3 URI {uri_text}: the channel would be empty."
+        )
     if data_source.get("S3DataDistributionType") == "ShardedByS3Key":
         index, count = shard
         pairs = sorted(pairs)[index::count]
@@ -144,7 +150,9 @@ async def stage_channel(
         try:
             total += await fetch_object(store, uri.bucket, key, _safe_target(dest, rel), link=link)
         except AwsError as exc:
-            raise TransferError(f"Could not download s3://{uri.bucket}/{key}: {exc.message}") from exc
+            raise TransferError(
+                f"Could not download s3://{uri.bucket}/{key}: {exc.message}"
+            ) from exc
         files += 1
     return files, total
 
@@ -174,10 +182,14 @@ async def _file_chunks(path: Path) -> AsyncIterator[bytes]:
             yield chunk
 
 
-async def upload_file(store: ObjectStore, path: Path, uri: S3Uri, content_type: str = "application/x-tar") -> ObjectInfo:
+async def upload_file(
+    store: ObjectStore, path: Path, uri: S3Uri, content_type: str = "application/x-tar"
+) -> ObjectInfo:
     """Store a file at ``uri``; the object appears whole or not at all (the store's promise)."""
     try:
-        return await store.put_object(uri.bucket, uri.key, _file_chunks(path), ObjectAttrs(content_type=content_type))
+        return await store.put_object(
+            uri.bucket, uri.key, _file_chunks(path), ObjectAttrs(content_type=content_type)
+        )
     except AwsError as exc:
         raise TransferError(f"Could not upload to {uri}: {exc.message}") from exc
 
@@ -186,7 +198,9 @@ async def upload_tree(store: ObjectStore, root: Path, uri: S3Uri) -> int:
     """Store every file under ``root`` below ``uri`` (checkpoints); returns the count."""
     count = 0
     for path in sorted(p for p in root.rglob("*") if p.is_file()):
-        await upload_file(store, path, uri.join(path.relative_to(root).as_posix()), "application/octet-stream")
+        await upload_file(
+            store, path, uri.join(path.relative_to(root).as_posix()), "application/octet-stream"
+        )
         count += 1
     return count
 
