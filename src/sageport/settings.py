@@ -60,6 +60,10 @@ class Settings:
     #: vCPUs accounted per core / memory per GiB before jobs queue instead of starting.
     cpu_overcommit: float = 4.0
     memory_overcommit: float = 1.0
+    #: GPU telemetry: how often each job's GPUs are sampled, and how long a job may hold
+    #: GPUs without using them before its log and status message say so.
+    gpu_sample_interval_seconds: float = 5.0
+    gpu_idle_warning_seconds: float = 180.0
     #: how often the scheduler looks at running jobs when nothing wakes it.
     poll_interval_seconds: float = 0.2
 

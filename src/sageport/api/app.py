@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
@@ -21,7 +21,7 @@ from starlette.routing import Route
 from sageport.api import credentials
 from sageport.api.auth import AuthFailure, Scope, SignedRequest, Verifier, request_scope
 from sageport.api.dispatch import RequestContext, collect
-from sageport.api.handlers import endpoint_configs, logs, models, tags, training
+from sageport.api.handlers import endpoint_configs, endpoints, logs, models, tags, training
 from sageport.api.jsonproto import JsonProtocol
 from sageport.api.protocol import WireProtocol
 from sageport.api.query import StsProtocol
@@ -39,7 +39,7 @@ HEALTH_PATH = "/_sageport/health"
 DRAIN_LIMIT = 64 * 1024 * 1024
 ALL_METHODS = ["GET", "PUT", "POST", "DELETE", "HEAD", "PATCH", "OPTIONS"]
 
-SAGEMAKER_MODULES = (models, endpoint_configs, tags, training)
+SAGEMAKER_MODULES = (models, endpoint_configs, endpoints, tags, training)
 LOGS_MODULES = (logs,)
 
 
@@ -55,7 +55,7 @@ class Router:
         self.logs = JsonProtocol(
             "logs", "Logs_20140328", collect(*LOGS_MODULES), service_models, validator
         )
-        self.runtime = RuntimeProtocol()
+        self.runtime = RuntimeProtocol(services.router, services.upstream, _status_of(services))
         self.sts = StsProtocol()
         self.s3 = S3Protocol(services)
 
@@ -74,6 +74,16 @@ class Router:
             # An unsigned POST / carries no hint; answer as the JSON control plane would.
             return self.sagemaker
         return self.s3
+
+
+def _status_of(services: Services) -> Callable[[str], str | None]:
+    def status(name: str) -> str | None:
+        try:
+            return services.endpoints.get(name).status
+        except AwsError:
+            return None
+
+    return status
 
 
 async def _read_body(request: Request, limit: int) -> bytes:

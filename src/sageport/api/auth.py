@@ -15,8 +15,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from botocore.auth import S3SigV4Auth, S3SigV4QueryAuth, SigV4Auth
+from botocore.auth import HmacV1QueryAuth, S3SigV4Auth, S3SigV4QueryAuth, SigV4Auth
 from botocore.awsrequest import AWSRequest
+from botocore.compat import HTTPHeaders, urlsplit
 from botocore.credentials import Credentials
 
 from sageport.api.credentials import KeyPair
@@ -115,6 +116,17 @@ def _query_pairs(raw_query: str) -> dict[str, str]:
     return out
 
 
+class _SignedAt(HmacV1QueryAuth):  # type: ignore[misc]
+    """botocore's v2 query signer, with the ``Expires`` the client signed instead of now."""
+
+    def __init__(self, credentials: Credentials, expires: str) -> None:
+        super().__init__(credentials)
+        self._signed_expires = expires
+
+    def _get_date(self) -> str:
+        return self._signed_expires
+
+
 class Verifier:
     """Checks SigV4 signatures against the known key pairs."""
 
@@ -130,6 +142,8 @@ class Verifier:
         query = _query_pairs(req.raw_query)
         if "X-Amz-Signature" in query:
             return self._verify_presigned(req, query, now)
+        if "Signature" in query and "AWSAccessKeyId" in query:
+            return self._verify_presigned_v2(req, query, now)
         raise AuthFailure(AuthProblem.MISSING, "Missing Authentication Token")
 
     def _key(self, scope: Scope) -> KeyPair:
@@ -195,6 +209,32 @@ class Verifier:
         creds = Credentials(key.access_key_id, key.secret_access_key)
         signer = S3SigV4QueryAuth(creds, scope.service, scope.region, expires=expires)
         self._compare(signer, aws_req, query["X-Amz-Signature"])
+        return scope
+
+    def _verify_presigned_v2(self, req: SignedRequest, query: dict[str, str], now: datetime) -> Scope:
+        """S3 query-string auth v2: what ``generate_presigned_url`` still makes by default."""
+        scope = Scope(_unquote(query["AWSAccessKeyId"]), "", "", "s3")
+        key = self._key(scope)
+        expires = query.get("Expires", "")
+        if not expires.isdigit():
+            raise AuthFailure(AuthProblem.MALFORMED, "Expires must be a number of seconds since the epoch.")
+        if now.timestamp() > int(expires):
+            raise AuthFailure(AuthProblem.EXPIRED, "Request has expired")
+        drop = ("AWSAccessKeyId=", "Signature=", "Expires=")
+        kept = "&".join(p for p in req.raw_query.split("&") if p and not p.startswith(drop))
+        headers = HTTPHeaders()
+        for name in ("content-type", "content-md5"):
+            if name in req.headers:
+                headers[name] = req.headers[name]
+        signer = _SignedAt(Credentials(key.access_key_id, key.secret_access_key), expires)
+        split = urlsplit(f"http://{req.host}{req.raw_path}" + (f"?{kept}" if kept else ""))
+        expected = signer.sign_string(signer.canonical_string(req.method, split, headers))
+        if not hmac.compare_digest(expected, _unquote(query["Signature"])):
+            raise AuthFailure(
+                AuthProblem.BAD_SIGNATURE,
+                "The request signature we calculated does not match the signature you provided. "
+                "Check your key and signing method.",
+            )
         return scope
 
     @staticmethod

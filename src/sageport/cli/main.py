@@ -10,9 +10,14 @@ import typer
 
 from sageport.settings import DEFAULT_PORT, Settings, default_data_dir
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="The SageMaker API on your own machines.")
+app = typer.Typer(
+    add_completion=False, no_args_is_help=True, help="The SageMaker API on your own machines."
+)
 
-DataDir = Annotated[Path | None, typer.Option("--data-dir", help="Data folder (default $SAGEPORT_HOME or ~/.sageport).")]
+DataDir = Annotated[
+    Path | None,
+    typer.Option("--data-dir", help="Data folder (default $SAGEPORT_HOME or ~/.sageport)."),
+]
 
 
 def _settings(data_dir: Path | None, **kw: object) -> Settings:
@@ -21,7 +26,9 @@ def _settings(data_dir: Path | None, **kw: object) -> Settings:
 
 @app.command()
 def serve(
-    host: Annotated[str, typer.Option(help="Address to bind; anything but loopback is reachable by others.")] = "127.0.0.1",
+    host: Annotated[
+        str, typer.Option(help="Address to bind; anything but loopback is reachable by others.")
+    ] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = DEFAULT_PORT,
     data_dir: DataDir = None,
 ) -> None:
@@ -31,8 +38,10 @@ def serve(
     from sageport.api.app import create_app
     from sageport.cli.serverinfo import write_server_files
 
-    settings = _settings(data_dir, host=host, port=port)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = _settings(data_dir, host=host, port=port).with_file()
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     if host not in ("127.0.0.1", "localhost", "::1"):
         typer.secho(
             f"WARNING: binding to {host}: anyone who can reach this address and holds the keys in "
@@ -67,14 +76,93 @@ def quickstart(data_dir: DataDir = None, port: int = 0) -> None:
 def instances(
     names: Annotated[list[str] | None, typer.Argument(help="Instance types to show.")] = None,
     gpus: Annotated[int | None, typer.Option("--gpus", help="At least this many GPUs.")] = None,
-    gpu_model: Annotated[str | None, typer.Option("--gpu-model", help="GPU model, e.g. A10G.")] = None,
-    min_gpu_memory: Annotated[float | None, typer.Option("--min-gpu-memory", help="GB per GPU.")] = None,
+    gpu_model: Annotated[
+        str | None, typer.Option("--gpu-model", help="GPU model, e.g. A10G.")
+    ] = None,
+    min_gpu_memory: Annotated[
+        float | None, typer.Option("--min-gpu-memory", help="GB per GPU.")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
 ) -> None:
     """List ml.* instance types that fit, cheapest first, and name the cheapest."""
     from sageport.cli.instances import instances_command
 
     raise typer.Exit(instances_command(gpus, gpu_model, min_gpu_memory, as_json, names or ()))
+
+
+@app.command()
+def doctor(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+    require_gpu: Annotated[
+        bool, typer.Option("--require-gpu", help="Exit 1 when no usable GPU is found.")
+    ] = False,
+    python: Annotated[
+        str | None, typer.Option(help="Interpreter jobs use (default: this one).")
+    ] = None,
+    timeout: Annotated[float, typer.Option(help="Seconds the framework probe may take.")] = 180.0,
+) -> None:
+    """Check the GPU stack: driver/NVML, GPUs, CUDA_VISIBLE_DEVICES, PyTorch, TensorFlow, JAX."""
+    from sageport.cli.doctor import doctor_command
+
+    raise typer.Exit(doctor_command(as_json, require_gpu, python, timeout))
+
+
+# -- jobs and logs: clients of the running server's HTTP API (sageport.cli.jobs) -------------
+
+jobs_app = typer.Typer(no_args_is_help=True, help="Training jobs on the running server.")
+app.add_typer(jobs_app, name="jobs")
+AsJson = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+
+
+@jobs_app.command("list")
+def jobs_list(
+    data_dir: DataDir = None,
+    name_contains: Annotated[
+        str | None, typer.Option("--name-contains", help="Part of the name.")
+    ] = None,
+    status: Annotated[
+        str | None, typer.Option(help="InProgress, Completed, Failed, Stopping or Stopped.")
+    ] = None,
+    limit: Annotated[int, typer.Option(help="At most this many jobs.")] = 50,
+    as_json: AsJson = False,
+) -> None:
+    """List training jobs, newest first."""
+    from sageport.cli.jobs import list_jobs
+
+    raise typer.Exit(list_jobs(_settings(data_dir), as_json, name_contains, status, limit))
+
+
+@jobs_app.command("describe")
+def jobs_describe(name: str, data_dir: DataDir = None, as_json: AsJson = False) -> None:
+    """Show one training job: status, steps, artifacts, failure reason."""
+    from sageport.cli.jobs import describe_job
+
+    raise typer.Exit(describe_job(_settings(data_dir), name, as_json))
+
+
+@jobs_app.command("stop")
+def jobs_stop(name: str, data_dir: DataDir = None, as_json: AsJson = False) -> None:
+    """Stop a training job (SIGTERM, then SIGKILL after the grace period); its model is kept."""
+    from sageport.cli.jobs import stop_job
+
+    raise typer.Exit(stop_job(_settings(data_dir), name, as_json))
+
+
+@app.command()
+def logs(
+    name: str,
+    data_dir: DataDir = None,
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Keep printing until the job ends.")
+    ] = False,
+) -> None:
+    """Print a training job's logs (what CloudWatch Logs holds for it)."""
+    from sageport.cli.jobs import show_logs
+
+    raise typer.Exit(show_logs(_settings(data_dir), name, follow))
+
+
+# -- end jobs and logs
 
 
 def main() -> None:

@@ -9,6 +9,7 @@ the reason it is empty, because "no GPUs" is the most common thing a user needs 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -87,6 +88,10 @@ class GpuDiscovery(Protocol):
     whose ``reason`` tells the user what is missing."""
 
     def discover(self) -> GpuInventory: ...
+
+    def sample(self, indices: Iterable[int]) -> list[GpuSample]:
+        """Readings of the devices at ``indices``; a device that does not answer is left out."""
+        ...
 
 
 def _words(text: str) -> list[str]:

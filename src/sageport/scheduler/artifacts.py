@@ -45,7 +45,9 @@ def _has_files(roots: Iterable[Path]) -> bool:
     return any(p.is_file() for r in roots if r.is_dir() for p in r.rglob("*"))
 
 
-async def store_outputs(ctx: JobContext, store: ObjectStore, hosts: Sequence[Path]) -> dict[str, Any]:
+async def store_outputs(
+    ctx: JobContext, store: ObjectStore, hosts: Sequence[Path]
+) -> dict[str, Any]:
     """Pack and store model, output data and checkpoints; returns what Describe shows."""
     out: dict[str, Any] = {}
     output = ctx.spec.get("OutputDataConfig") or {}
@@ -66,12 +68,16 @@ async def store_outputs(ctx: JobContext, store: ObjectStore, hosts: Sequence[Pat
                 out["output_artifacts"] = str(root.join("output.tar.gz"))
     checkpoint = ctx.spec.get("CheckpointConfig")
     if checkpoint and checkpoint.get("S3Uri"):
-        await upload_tree(store, _checkpoint_dir(paths[0], checkpoint), parse_s3_uri(checkpoint["S3Uri"]))
+        await upload_tree(
+            store, _checkpoint_dir(paths[0], checkpoint), parse_s3_uri(checkpoint["S3Uri"])
+        )
     return out
 
 
-def failure_reason(ctx: JobContext, exits: Mapping[str, ExitInfo], tail: Sequence[str]) -> str | None:
-    """Why the job failed, or ``None`` if every host exited 0."""
+def failure_reason(
+    ctx: JobContext, exits: Mapping[str, ExitInfo], tails: Mapping[str, Sequence[str]]
+) -> str | None:
+    """Why the job failed, or ``None`` if every host exited 0 (``tails``: each host's stderr)."""
     for host, info in exits.items():
         if info.returncode == 0:
             continue
@@ -81,15 +87,17 @@ def failure_reason(ctx: JobContext, exits: Mapping[str, ExitInfo], tail: Sequenc
             if text:
                 return text[:FAILURE_LIMIT]
         if info.returncode is None:
-            return f"InternalServerError: the process on {host} ended unobserved: {info.reason}"[:FAILURE_LIMIT]
+            reason = f"InternalServerError: the process on {host} ended unobserved: {info.reason}"
+            return reason[:FAILURE_LIMIT]
         if info.returncode == 137 or info.signal == 9:
             return (
                 f"OutOfMemory: Please use an instance type with more memory, or reduce the size of "
-                f"job data processed on an instance. (the process on {host} was killed by SIGKILL, exit 137)"
+                f"job data processed on an instance. (the process on {host} was killed by "
+                "SIGKILL, exit 137)"
             )[:FAILURE_LIMIT]
-        lines = "\n".join(tail[-10:])
+        lines = "\n".join(list(tails.get(host, []))[-10:])
         return (
-            f'AlgorithmError: ExecuteUserScriptError:\nExitCode {info.returncode}\n'
+            f"AlgorithmError: ExecuteUserScriptError:\nExitCode {info.returncode}\n"
             f'ErrorMessage "{lines}"'
         )[:FAILURE_LIMIT]
     return None
@@ -118,7 +126,11 @@ class MetricScanner:
 def final_metrics(series: Mapping[str, Sequence[Sequence[float]]]) -> list[dict[str, Any]]:
     """``FinalMetricDataList``: the last value of each metric, with its time."""
     return [
-        {"MetricName": name, "Value": points[-1][1], "Timestamp": datetime.fromtimestamp(points[-1][0], UTC).isoformat()}
+        {
+            "MetricName": name,
+            "Value": points[-1][1],
+            "Timestamp": datetime.fromtimestamp(points[-1][0], UTC).isoformat(),
+        }
         for name, points in sorted(series.items())
         if points
     ]

@@ -23,6 +23,7 @@ from sageport.runtime.entrypoint import plan_launch, program_from_hyperparameter
 from sageport.runtime.environment import training_env
 from sageport.runtime.images import resolve_image
 from sageport.runtime.paths import HostPaths, make_tree
+from sageport.runtime.preflight import preflight_argv
 from sageport.scheduler.allocator import HostGrant
 from sageport.storage.objectstore import ObjectStore
 from sageport.storage.transfer import (
@@ -170,6 +171,8 @@ def launch_spec(job: JobContext, host: str, grant: HostGrant) -> tuple[LaunchSpe
         steps = " && ".join(shlex.join([*cmd, "--target", overlay, "--no-warn-script-location"]) for cmd in plan.install)
         argv = ["/bin/sh", "-c", f'{steps} && exec "$@"', "sh", *argv]
         notes.append(f"Installing requirements into {overlay}")
+    if grant.gpus:
+        argv = preflight_argv(runtime.python, argv)  # GPU checks into the job log first
     hosts = all_hosts(job.spec)
     spec = LaunchSpec(
         host_dir=host_dir,

@@ -1,8 +1,11 @@
 """The scheduler loop: an asyncio task in the server that moves jobs along.
 
 It wakes when an API call says there is news (``wake()``) or every poll interval, and asks
-each runner for its next steps. It holds no state of its own beyond the runners': the store
-is the truth, which is why a restarted server simply starts the loop again.
+each runner for its next steps. While a runner reports live processes (a job's exit is only
+noticed by looking), it looks every :data:`BUSY_INTERVAL_S` instead: a short job then pays
+tens of milliseconds, not a whole interval, and an idle server stays idle. It holds no state
+of its own beyond the runners': the store is the truth, which is why a restarted server
+simply starts the loop again.
 """
 
 from __future__ import annotations
@@ -14,9 +17,15 @@ from typing import Protocol
 
 log = logging.getLogger(__name__)
 
+#: the poll interval while some runner has processes whose end only polling notices.
+BUSY_INTERVAL_S = 0.05
+
 
 class Runner(Protocol):
-    async def tick(self) -> None: ...
+    async def tick(self) -> bool | None:
+        """One round of steps; ``True`` while it has processes to watch (None: no opinion)."""
+        ...
+
     async def cancel(self) -> None:
         """Abandon steps in flight; the stored status lets the next start redo them."""
         ...
@@ -51,11 +60,13 @@ class Scheduler:
     async def _run(self) -> None:
         assert self._event is not None
         while True:
+            busy = False
             for runner in self._runners:
                 try:
-                    await runner.tick()
+                    busy = bool(await runner.tick()) or busy
                 except Exception:
                     log.exception("scheduler tick failed")
+            interval = min(self._interval, BUSY_INTERVAL_S) if busy else self._interval
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._event.wait(), self._interval)
+                await asyncio.wait_for(self._event.wait(), interval)
             self._event.clear()

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from sageport.backends.base import Backend, ExitInfo, HostHandle
+from sageport.catalog import Catalog
 from sageport.clock import Clock
 from sageport.domain import training as T
 from sageport.domain.times import to_datetime
@@ -27,9 +28,8 @@ from sageport.scheduler import artifacts
 from sageport.scheduler.allocator import Allocator
 from sageport.scheduler.hosts import JobContext, host_dirs, launch_spec, stage_host
 from sageport.services.admission import training_hosts
-from sageport.catalog import Catalog
 from sageport.services.logs import LogService
-from sageport.services.training import TrainingJobService
+from sageport.services.training import TrainingJobService, secondary_of
 from sageport.storage.objectstore import ObjectStore
 from sageport.storage.transfer import TransferError
 from sageport.store.errors import StatusConflict
@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 
 LOG_GROUP = "/aws/sagemaker/TrainingJobs"
 MAX_METRIC_POINTS = 10_000
+ERROR_TAIL_LINES = 10
 S = T.Secondary
 
 
@@ -81,12 +82,15 @@ class TrainingRunner:
 
     # -- the loop's entry point -------------------------------------------------------
 
-    async def tick(self) -> None:
+    async def tick(self) -> bool:
+        """Next step of every unfinished job; True while any is past the queue."""
         queue_blocked = False
+        busy = False
         for job in self.jobs.active():
+            status = secondary_of(job)
+            busy = busy or status is not S.STARTING
             if job.name in self._tasks:
                 continue
-            status = S(job.status)
             try:
                 self._restore(job)
                 if status is S.STARTING:
@@ -103,6 +107,7 @@ class TrainingRunner:
                 continue  # an API call moved it meanwhile; next tick sees the new state
             except Exception:
                 log.exception("scheduler step for training job %s failed", job.name)
+        return busy or bool(self._tasks)
 
     async def cancel(self) -> None:
         tasks = list(self._tasks.values())
@@ -171,8 +176,10 @@ class TrainingRunner:
             for host in hosts:
                 n, b = await stage_host(ctx, host, self.store)
                 files, size = files + n, size + b
-            self._system_log(streams[hosts[0]], [f"Staged {files} input files ({size / 2**20:.1f} MiB)"])
-            if S(self.jobs.get(job.name).status) is not S.DOWNLOADING:
+            self._system_log(
+                streams[hosts[0]], [f"Staged {files} input files ({size / 2**20:.1f} MiB)"]
+            )
+            if secondary_of(self.jobs.get(job.name)) is not S.DOWNLOADING:
                 return  # stopped while staging: _stopping() finishes it
             grants = self.allocator.grants_from_json(job.extra.get("grants", []))
             handles: dict[str, Any] = {}
@@ -191,27 +198,50 @@ class TrainingRunner:
             S.DOWNLOADING,
             S.TRAINING,
             message=message,
-            extra={"hosts": handles, "log_streams": streams, "log_offsets": {}, "started_at": self.clock.now().isoformat()},
+            extra={
+                "hosts": handles,
+                "log_streams": streams,
+                "log_offsets": {},
+                "started_at": self.clock.now().isoformat(),
+            },
         )
 
     def _intro(self, job: Resource, ctx: JobContext) -> list[str]:
         grants = job.extra.get("grants", [])
         gpus = [g.get("gpus", []) for g in grants]
-        lines = [f"sageport: training job {job.name} on {len(grants)} host(s); GPUs per host: {gpus}"]
+        lines = [
+            f"sageport: training job {job.name} on {len(grants)} host(s); GPUs per host: {gpus}"
+        ]
         if ctx.sandbox:
-            lines.append("sageport: each host runs in a bubblewrap sandbox with its folder at /opt/ml")
+            lines.append(
+                "sageport: each host runs in a bubblewrap sandbox with its folder at /opt/ml"
+            )
         else:
-            lines.append(f"sageport: no sandbox ({self.config.sandbox_note}); SAGEMAKER_BASE_DIR points at the host folder")
+            lines.append(
+                f"sageport: no sandbox ({self.config.sandbox_note}); "
+                "SAGEMAKER_BASE_DIR points at the host folder"
+            )
         return lines
 
     async def _fail_early(self, job: Resource, at: S, reason: str) -> None:
         log.info("training job %s failed before running: %s", job.name, reason)
         try:
-            self.jobs.move(job.name, at, S.FAILED, message=reason[:1024], extra={"failure_reason": reason[:1024], "ended_at": self.clock.now().isoformat()})
+            self.jobs.move(
+                job.name,
+                at,
+                S.FAILED,
+                message=reason[:1024],
+                extra={"failure_reason": reason[:1024], "ended_at": self.clock.now().isoformat()},
+            )
         except StatusConflict:
-            current = S(self.jobs.get(job.name).status)
+            current = secondary_of(self.jobs.get(job.name))
             if current is S.STOPPING:
-                self.jobs.move(job.name, S.STOPPING, S.STOPPED, extra={"ended_at": self.clock.now().isoformat()})
+                self.jobs.move(
+                    job.name,
+                    S.STOPPING,
+                    S.STOPPED,
+                    extra={"ended_at": self.clock.now().isoformat()},
+                )
         self.allocator.release(job.name)
 
     def _handles(self, job: Resource) -> dict[str, HostHandle]:
@@ -220,13 +250,28 @@ class TrainingRunner:
     def _watch(self, job: Resource) -> None:
         exits = self._poll_and_ship(job)
         if all(e is not None for e in exits.values()):
-            self.jobs.move(job.name, S.TRAINING, S.UPLOADING, extra={"exits": {h: e.to_json() for h, e in exits.items() if e}})
+            self.jobs.move(
+                job.name,
+                S.TRAINING,
+                S.UPLOADING,
+                extra={"exits": {h: e.to_json() for h, e in exits.items() if e}},
+            )
             self._spawn(job, self._finish(self.jobs.get(job.name)))
             return
         limit = (job.spec.get("StoppingCondition") or {}).get("MaxRuntimeInSeconds")
         started = job.extra.get("started_at")
-        if limit and started and (self.clock.now() - to_datetime(started)).total_seconds() > float(limit):
-            self.jobs.move(job.name, S.TRAINING, S.STOPPING, message="Stopping: MaxRuntimeInSeconds exceeded", extra={"stop_reason": "max_runtime"})
+        if (
+            limit
+            and started
+            and (self.clock.now() - to_datetime(started)).total_seconds() > float(limit)
+        ):
+            self.jobs.move(
+                job.name,
+                S.TRAINING,
+                S.STOPPING,
+                message="Stopping: MaxRuntimeInSeconds exceeded",
+                extra={"stop_reason": "max_runtime"},
+            )
             self._terminate(self.jobs.get(job.name))
 
     def _stopping(self, job: Resource) -> None:
@@ -234,7 +279,9 @@ class TrainingRunner:
         if not handles:
             # Stopped before any process started (queued, or staging was interrupted).
             self.allocator.release(job.name)
-            self.jobs.move(job.name, S.STOPPING, S.STOPPED, extra={"ended_at": self.clock.now().isoformat()})
+            self.jobs.move(
+                job.name, S.STOPPING, S.STOPPED, extra={"ended_at": self.clock.now().isoformat()}
+            )
             return
         if not job.extra.get("terminated_at"):
             self._terminate(job)
@@ -252,14 +299,29 @@ class TrainingRunner:
         exits = {}
         offsets = dict(job.extra.get("log_offsets") or {})
         streams = job.extra.get("log_streams") or {}
-        metrics = artifacts.MetricScanner(job.spec.get("AlgorithmSpecification", {}).get("MetricDefinitions") or [])
-        series: dict[str, list[list[float]]] = {k: list(v) for k, v in (job.extra.get("metric_series") or {}).items()}
+        metrics = artifacts.MetricScanner(
+            job.spec.get("AlgorithmSpecification", {}).get("MetricDefinitions") or []
+        )
+        series: dict[str, list[list[float]]] = {
+            k: list(v) for k, v in (job.extra.get("metric_series") or {}).items()
+        }
+        # stderr tails per host: the traceback a failure reason quotes, without our own log lines
+        tails: dict[str, list[str]] = {
+            h: list(v) for h, v in (job.extra.get("error_tails") or {}).items()
+        }
         changed = False
         for host, handle in self._handles(job).items():
             exit_info = self.backend.poll(handle)  # poll first: then the log read below is complete
             records, offset = self.backend.read_log(handle, int(offsets.get(host, 0)))
             if records:
-                self.logs.put_events(LOG_GROUP, streams.get(host, f"{job.name}/{host}"), [(r.timestamp_ms, r.message) for r in records])
+                self.logs.put_events(
+                    LOG_GROUP,
+                    streams.get(host, f"{job.name}/{host}"),
+                    [(r.timestamp_ms, r.message) for r in records],
+                )
+                errors = [r.message for r in records if r.stream != "stdout"]
+                if errors:
+                    tails[host] = (tails.get(host, []) + errors)[-ERROR_TAIL_LINES:]
                 for r in records:
                     for name, value in metrics.scan(r.message):
                         points = series.setdefault(name, [])
@@ -269,7 +331,9 @@ class TrainingRunner:
                 changed = True
             exits[host] = exit_info
         if changed:
-            self.jobs.update(job.name, {"log_offsets": offsets, "metric_series": series})
+            self.jobs.update(
+                job.name, {"log_offsets": offsets, "metric_series": series, "error_tails": tails}
+            )
         return exits
 
     def _system_log(self, stream: str, lines: list[str]) -> None:
@@ -281,25 +345,43 @@ class TrainingRunner:
         """Store artifacts (also for failed and stopped jobs), then end the job."""
         ctx = self._context(job)
         exits = {h: ExitInfo.from_json(e) for h, e in (job.extra.get("exits") or {}).items()}
-        status = S(job.status)
+        status = secondary_of(job)
         extra: dict[str, Any] = {"ended_at": self.clock.now().isoformat()}
         try:
-            stored = await artifacts.store_outputs(ctx, self.store, [host_dirs(ctx, h)[0] for h in all_hosts(job.spec)])
+            stored = await artifacts.store_outputs(
+                ctx, self.store, [host_dirs(ctx, h)[0] for h in all_hosts(job.spec)]
+            )
             extra.update(stored)
         except (TransferError, OSError) as exc:
             extra["failure_reason"] = f"Uploading the job's artifacts failed: {exc}"[:1024]
         extra["final_metrics"] = artifacts.final_metrics(job.extra.get("metric_series") or {})
         if status is S.STOPPING:
-            end = S.MAX_RUNTIME_EXCEEDED if job.extra.get("stop_reason") == "max_runtime" else S.STOPPED
+            end = (
+                S.MAX_RUNTIME_EXCEEDED
+                if job.extra.get("stop_reason") == "max_runtime"
+                else S.STOPPED
+            )
         else:
-            reason = extra.get("failure_reason") or artifacts.failure_reason(ctx, exits, self._tail(job))
+            reason = extra.get("failure_reason") or artifacts.failure_reason(
+                ctx, exits, self._tails(job)
+            )
             end = S.FAILED if reason else S.COMPLETED
             if reason:
                 extra["failure_reason"] = reason
-        self.jobs.move(job.name, status, end, message=extra.get("failure_reason") if end is S.FAILED else None, extra=extra)
+        self.jobs.move(
+            job.name,
+            status,
+            end,
+            message=extra.get("failure_reason") if end is S.FAILED else None,
+            extra=extra,
+        )
         self.allocator.release(job.name)
 
-    def _tail(self, job: Resource, lines: int = 10) -> list[str]:
+    def _tails(self, job: Resource) -> dict[str, list[str]]:
+        """Per host, the stderr tail; else the tail of its log stream (stdout included)."""
         streams = job.extra.get("log_streams") or {}
-        first = next(iter(streams.values()), None)
-        return self.logs.tail(LOG_GROUP, first, lines) if first else []
+        stderr = job.extra.get("error_tails") or {}
+        return {
+            host: list(stderr.get(host) or self.logs.tail(LOG_GROUP, stream, ERROR_TAIL_LINES))
+            for host, stream in streams.items()
+        }

@@ -87,3 +87,50 @@ class Admission:
                     "(FileSystemDataSource needs EFS/FSx)."
                 )
         return hosts
+
+    def check_processing(self, spec: Mapping[str, Any]) -> list[HostRequest]:
+        hosts = processing_hosts(self.catalog, spec)
+        self.check_hosts(hosts)
+        app = spec.get("AppSpecification") or {}
+        self.check_image(app.get("ImageUri"), "AppSpecification.ImageUri")
+        check_local_paths(spec)
+        for item in spec.get("ProcessingInputs") or []:
+            s3 = item.get("S3Input")
+            if item.get("DatasetDefinition"):
+                raise ValidationException(
+                    f"Input {item['InputName']}: DatasetDefinition (Athena/Redshift) is not supported by sageport."
+                )
+            if s3 and s3.get("S3InputMode") == "Pipe":
+                raise ValidationException(
+                    f"Input {item['InputName']}: Pipe input mode is not supported by sageport yet; use File."
+                )
+        return hosts
+
+
+def processing_hosts(catalog: Catalog, spec: Mapping[str, Any]) -> list[HostRequest]:
+    cluster = (spec.get("ProcessingResources") or {}).get("ClusterConfig") or {}
+    return [host_request(catalog, cluster["InstanceType"]) for _ in range(int(cluster.get("InstanceCount", 1)))]
+
+
+def check_local_paths(spec: Mapping[str, Any]) -> None:
+    """Processing LocalPaths: absolute, and no two of them the same or one inside another."""
+    paths: list[tuple[str, str]] = []
+    for item in spec.get("ProcessingInputs") or []:
+        s3 = item.get("S3Input")
+        if s3:
+            paths.append((f"input {item['InputName']}", s3.get("LocalPath", "")))
+    for item in (spec.get("ProcessingOutputConfig") or {}).get("Outputs") or []:
+        s3 = item.get("S3Output")
+        if s3:
+            paths.append((f"output {item['OutputName']}", s3.get("LocalPath", "")))
+    for what, path in paths:
+        if not path.startswith("/"):
+            raise ValidationException(f"The LocalPath {path!r} of {what} must be an absolute path.")
+    normalized = [(w, p.rstrip("/") + "/") for w, p in paths]
+    for i, (w1, p1) in enumerate(normalized):
+        for w2, p2 in normalized[i + 1 :]:
+            if p1.startswith(p2) or p2.startswith(p1):
+                raise ValidationException(
+                    f"The LocalPath of {w1} ({p1.rstrip('/')}) overlaps the LocalPath of {w2} "
+                    f"({p2.rstrip('/')}); each input and output needs its own folder."
+                )

@@ -18,10 +18,15 @@ from sageport.clock import Clock, SystemClock
 from sageport.gpu import GpuInventory
 from sageport.gpu.discovery import discovery_from_env
 from sageport.scheduler.allocator import Allocator, GpuMatching
+from sageport.scheduler.endpoints import EndpointRunner, EndpointRunnerConfig
 from sageport.scheduler.loop import Scheduler
+from sageport.scheduler.telemetry import TelemetryConfig, TelemetryRunner
 from sageport.scheduler.training import RunnerConfig, TrainingRunner
 from sageport.services.admission import Admission
+from sageport.serving.router import Router
+from sageport.serving.upstream import UpstreamPool
 from sageport.services.endpoint_configs import EndpointConfigService
+from sageport.services.endpoints import EndpointService
 from sageport.services.logs import LogService
 from sageport.services.models import ModelService
 from sageport.services.tags import TagService
@@ -47,6 +52,9 @@ class Services:
     gpus: GpuInventory
     allocator: Allocator
     training: TrainingJobService
+    endpoints: EndpointService
+    router: Router
+    upstream: UpstreamPool
     backend: Backend
     scheduler: Scheduler
 
@@ -70,7 +78,8 @@ def build_services(
     objects = open_object_store(settings)
     catalog = load_catalog()
     discovery_env = {**env, **({"SAGEPORT_FAKE_GPUS": settings.fake_gpus} if settings.fake_gpus else {})}
-    gpus = discovery_from_env(discovery_env).discover()
+    discovery = discovery_from_env(discovery_env)
+    gpus = discovery.discover()
     allocator = Allocator(
         gpus.devices,
         float(os.cpu_count() or 1),
@@ -108,21 +117,63 @@ def build_services(
             server_env=env,
         ),
     )
-    scheduler = Scheduler([runner], settings.poll_interval_seconds)
+    models = ModelService(db, clock, settings)
+    configs = EndpointConfigService(db, clock, settings)
+    endpoints = EndpointService(db, clock, settings, configs, admission)
+    router = Router()
+    upstream = UpstreamPool()
+    endpoint_runner = EndpointRunner(
+        endpoints,
+        models,
+        objects,
+        logs,
+        backend,
+        allocator,
+        catalog,
+        router,
+        upstream,
+        clock,
+        EndpointRunnerConfig(
+            jobs_dir=settings.jobs_dir,
+            endpoint_url=settings.endpoint_url,
+            access_key=key.access_key_id,
+            secret_key=key.secret_access_key,
+            region=settings.region,
+            images=settings.images,
+            sandbox=sandbox,
+            server_env=env,
+        ),
+    )
+    telemetry = TelemetryRunner(
+        training,
+        discovery,
+        logs,
+        clock,
+        TelemetryConfig(
+            interval_s=settings.gpu_sample_interval_seconds,
+            idle_window_s=settings.gpu_idle_warning_seconds,
+            warn_idle=not gpus.fake,  # fake GPUs always read idle: the warning would be noise
+        ),
+    )
+    scheduler = Scheduler([runner, endpoint_runner, telemetry], settings.poll_interval_seconds)
     training.wake = scheduler.wake
+    endpoints.wake = scheduler.wake
     return Services(
         settings=settings,
         clock=clock,
         db=db,
         objects=objects,
-        models=ModelService(db, clock, settings),
-        endpoint_configs=EndpointConfigService(db, clock, settings),
+        models=models,
+        endpoint_configs=configs,
         tags=TagService(db, clock),
         logs=logs,
         catalog=catalog,
         gpus=gpus,
         allocator=allocator,
         training=training,
+        endpoints=endpoints,
+        router=router,
+        upstream=upstream,
         backend=backend,
         scheduler=scheduler,
     )

@@ -9,6 +9,7 @@ on them ("Requested resource not found.", the duplicate-name wording).
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -34,6 +35,13 @@ ARN_TYPE = "training-job"
 
 def not_found() -> ValidationException:
     return ValidationException("Requested resource not found.")
+
+
+def secondary_of(job: Resource) -> T.Secondary:
+    """A job's stored status; every training job has one from the moment it is created."""
+    if job.status is None:
+        raise ValueError(f"training job {job.name} has no status")
+    return T.Secondary(job.status)
 
 
 class TrainingJobService:
@@ -118,7 +126,7 @@ class TrainingJobService:
         name = params["TrainingJobName"]
         for _ in range(5):  # compare-and-set: retry if the scheduler moved the job meanwhile
             job = self.get(name)
-            current = T.Secondary(job.status)
+            current = secondary_of(job)
             if T.primary(current) is not T.JobStatus.IN_PROGRESS:
                 raise ValidationException(
                     "The request was rejected because the training job is in status "
@@ -135,9 +143,9 @@ class TrainingJobService:
     def delete(self, params: dict[str, Any]) -> dict[str, Any]:
         name = params["TrainingJobName"]
         job = self.get(name)
-        if not T.primary(T.Secondary(job.status)).is_terminal():
+        if not T.primary(secondary_of(job)).is_terminal():
             raise ValidationException(
-                f"Training job {name} is in status {T.primary(T.Secondary(job.status)).value}; "
+                f"Training job {name} is in status {T.primary(secondary_of(job)).value}; "
                 "only Completed, Failed or Stopped jobs can be deleted."
             )
         with self._db.begin() as conn:
@@ -179,7 +187,7 @@ class TrainingJobService:
         with self._db.begin() as conn:
             resources.update_extra(conn, KIND, name, changes, self._clock.now())
 
-    def active(self) -> list[Resource]:
+    def active(self) -> builtins.list[Resource]:
         """Jobs that are not finished, oldest first: the scheduler's work list."""
         live = tuple(s.value for s in T.Secondary if not T.primary(s).is_terminal())
         with self._db.read() as conn:
@@ -192,7 +200,7 @@ class TrainingJobService:
 
 
 def _summary(job: Resource) -> dict[str, Any]:
-    secondary = T.Secondary(job.status)
+    secondary = secondary_of(job)
     out: dict[str, Any] = {
         "TrainingJobName": job.name,
         "TrainingJobArn": job.arn,
@@ -225,7 +233,7 @@ def transitions(hist: list[HistoryEntry], now: datetime) -> list[dict[str, Any]]
 
 def describe_job(job: Resource, hist: list[HistoryEntry], now: datetime) -> dict[str, Any]:
     """The DescribeTrainingJob answer: the spec, then runtime state on top."""
-    secondary = T.Secondary(job.status)
+    secondary = secondary_of(job)
     extra = job.extra
     out: dict[str, Any] = dict(job.spec)
     out.update(
@@ -240,6 +248,11 @@ def describe_job(job: Resource, hist: list[HistoryEntry], now: datetime) -> dict
             "ModelArtifacts": {"S3ModelArtifacts": extra["model_artifacts"]} if extra.get("model_artifacts") else {},
         }
     )
+    transitions_ = out["SecondaryStatusTransitions"]
+    if transitions_ and secondary is T.Secondary.STARTING and extra.get("queue_message"):
+        transitions_[-1]["StatusMessage"] = extra["queue_message"]  # what the queue waits for
+    if transitions_ and extra.get("gpu_idle_warning") and not T.primary(secondary).is_terminal():
+        transitions_[-1]["StatusMessage"] += f" WARNING: {extra['gpu_idle_warning']}"
     out.setdefault("StoppingCondition", {"MaxRuntimeInSeconds": 86400})
     for key, field in (
         ("started_at", "TrainingStartTime"),

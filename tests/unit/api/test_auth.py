@@ -79,3 +79,25 @@ def test_presigned_s3_url_verifies_and_expires() -> None:
     with pytest.raises(AuthFailure) as info:
         Verifier([KEY], 900).verify(received, None, datetime.now(UTC) + timedelta(seconds=120))
     assert info.value.problem is AuthProblem.EXPIRED
+
+
+def test_presigned_v2_url_from_plain_boto3_verifies() -> None:
+    import boto3
+
+    client = boto3.client(
+        "s3",
+        endpoint_url="http://127.0.0.1:5757",
+        region_name="us-east-1",
+        aws_access_key_id=KEY.access_key_id,
+        aws_secret_access_key=KEY.secret_access_key,
+    )
+    url = client.generate_presigned_url("get_object", Params={"Bucket": "bkt", "Key": "a b.txt"}, ExpiresIn=60)
+    path, _, query = url.split("127.0.0.1:5757", 1)[1].partition("?")
+    received = SignedRequest("GET", path, query, {"host": "127.0.0.1:5757"}, "127.0.0.1:5757")
+    assert Verifier([KEY], 900).verify(received, None, datetime.now(UTC)).access_key == KEY.access_key_id
+    with pytest.raises(AuthFailure) as info:
+        Verifier([KEY], 900).verify(received, None, datetime.now(UTC) + timedelta(seconds=120))
+    assert info.value.problem is AuthProblem.EXPIRED
+    tampered = SignedRequest("GET", path.replace("bkt", "other"), query, {"host": "127.0.0.1:5757"}, "127.0.0.1:5757")
+    with pytest.raises(AuthFailure):
+        Verifier([KEY], 900).verify(tampered, None, datetime.now(UTC))

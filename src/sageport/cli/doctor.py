@@ -1,0 +1,51 @@
+"""``sageport doctor``: the GPU checklist as a table for people or JSON for scripts."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+from sageport.gpu.discovery import discovery_from_env
+from sageport.gpu.doctor import DoctorReport, Verdict, diagnose
+
+_STYLE = {Verdict.OK: "green", Verdict.WARN: "yellow", Verdict.FAIL: "red", Verdict.SKIP: "dim"}
+
+
+def doctor_command(
+    as_json: bool, require_gpu: bool, python: str | None, timeout: float = 180.0
+) -> int:
+    """Print the checklist; exit status 1 only with ``require_gpu`` and no usable GPU.
+
+    A bad ``SAGEPORT_FAKE_GPUS`` is itself a finding, reported with exit status 2.
+    """
+    env = dict(os.environ)
+    try:
+        discovery = discovery_from_env(env)
+    except ValueError as exc:
+        print(f"sageport doctor: {exc}", file=sys.stderr)
+        return 2
+    report = diagnose(discovery, python or sys.executable, env, timeout=timeout)
+    if as_json:
+        print(json.dumps(report.to_json(), indent=2))
+    else:
+        _print_table(report)
+    return 1 if require_gpu and not report.gpu_usable else 0
+
+
+def _print_table(report: DoctorReport) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="sageport doctor", show_lines=False)
+    table.add_column("check")
+    table.add_column("verdict")
+    table.add_column("detail", overflow="fold")
+    table.add_column("fix", overflow="fold")
+    for check in report.checks:
+        style = _STYLE[check.verdict]
+        table.add_row(check.name, f"[{style}]{check.verdict.value}[/]", check.detail, check.fix)
+    console = Console()
+    console.print(table)
+    verdict = "a usable GPU is present" if report.gpu_usable else "no usable GPU"
+    console.print(f"[bold]{'✔' if report.gpu_usable else '✘'} {verdict}[/]")

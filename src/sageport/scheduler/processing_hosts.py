@@ -1,0 +1,173 @@
+"""Preparing and finishing one host of a processing job.
+
+The processing contract (reference §1.9): inputs are staged at their ``LocalPath`` before
+the command starts, ``/opt/ml/config/processingjobconfig.json`` echoes the request and
+``resourceconfig.json`` names the hosts, the command is ``ContainerEntrypoint`` +
+``ContainerArguments``, and each output's ``LocalPath`` is uploaded to its ``S3Uri`` at the
+end (or as files appear, for ``Continuous``).
+
+Paths under ``/opt/ml`` live in the host folder, which the sandbox binds at ``/opt/ml``; any
+other absolute LocalPath gets a folder of its own bound at that path. Without a sandbox,
+``/opt/ml/...`` arguments are rewritten to the host folder, and a LocalPath outside
+``/opt/ml`` cannot be honoured, so the job fails at start and says how to enable isolation.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from sageport.backends.base import LaunchSpec
+from sageport.runtime.images import resolve_image
+from sageport.scheduler.allocator import HostGrant
+from sageport.scheduler.hosts import INHERITED_ENV, JobContext, _gpu_env, host_dirs
+from sageport.storage.objectstore import ObjectStore
+from sageport.storage.transfer import TransferError, parse_s3_uri, stage_channel, upload_file
+
+OPT_ML = "/opt/ml"
+PYTHONS = ("python", "python3")
+
+
+def processing_host_names(spec: Mapping[str, Any]) -> list[str]:
+    count = int(((spec.get("ProcessingResources") or {}).get("ClusterConfig") or {}).get("InstanceCount", 1))
+    return [f"algo-{i}" for i in range(1, count + 1)]
+
+
+def local_dir(job: JobContext, host: str, local_path: str) -> Path:
+    """Where on this machine a job's ``local_path`` lives for ``host``."""
+    host_dir, _ = host_dirs(job, host)
+    if local_path == OPT_ML or local_path.startswith(OPT_ML + "/"):
+        return host_dir / local_path[len(OPT_ML) :].lstrip("/")
+    if not job.sandbox:
+        raise TransferError(
+            f"LocalPath {local_path} is outside /opt/ml and this machine has no sandbox to bind it "
+            "there. Install bubblewrap (apt-get install -y bubblewrap) so each job gets its own "
+            "mount namespace, or use a LocalPath under /opt/ml/processing/."
+        )
+    digest = hashlib.sha256(local_path.encode()).hexdigest()[:12]
+    return host_dir.parent / f"{host}.binds" / digest
+
+
+def _outputs(spec: Mapping[str, Any]) -> list[dict[str, Any]]:
+    return [o["S3Output"] for o in (spec.get("ProcessingOutputConfig") or {}).get("Outputs") or [] if o.get("S3Output")]
+
+
+async def stage_processing_host(job: JobContext, host: str, store: ObjectStore) -> tuple[int, int]:
+    """Config files, inputs at their LocalPaths, empty output folders."""
+    host_dir, run_dir = host_dirs(job, host)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    config = host_dir / "config"
+    config.mkdir(parents=True, exist_ok=True)
+    hosts = processing_host_names(job.spec)
+    (config / "processingjobconfig.json").write_text(json.dumps(dict(job.spec), default=str, indent=2))
+    (config / "resourceconfig.json").write_text(
+        json.dumps({"current_host": host, "hosts": hosts, "network_interface_name": "eth0"})
+    )
+    files = total = 0
+    for item in job.spec.get("ProcessingInputs") or []:
+        s3 = item.get("S3Input")
+        if not s3:
+            continue
+        source = {
+            "S3Uri": s3["S3Uri"],
+            "S3DataType": s3.get("S3DataType", "S3Prefix"),
+            "S3DataDistributionType": s3.get("S3DataDistributionType", "FullyReplicated"),
+        }
+        n, b = await stage_channel(store, source, local_dir(job, host, s3["LocalPath"]), shard=(hosts.index(host), len(hosts)))
+        files, total = files + n, total + b
+    for out in _outputs(job.spec):
+        local_dir(job, host, out["LocalPath"]).mkdir(parents=True, exist_ok=True)
+    return files, total
+
+
+def processing_launch_spec(job: JobContext, host: str, grant: HostGrant) -> tuple[LaunchSpec, list[str]]:
+    host_dir, run_dir = host_dirs(job, host)
+    app = job.spec.get("AppSpecification") or {}
+    runtime = resolve_image(app.get("ImageUri", ""), job.images)
+    argv = [*(app.get("ContainerEntrypoint") or []), *(app.get("ContainerArguments") or [])]
+    if not argv:
+        raise TransferError("AppSpecification needs a ContainerEntrypoint: without a container image there is no default command.")
+    if argv[0] in PYTHONS:
+        argv[0] = runtime.python  # "python3" means the image's Python: the mapped runtime
+    overlay = "/tmp/sageport-overlay" if job.sandbox else str(run_dir / "overlay")  # noqa: S108
+    env = {k: v for k, v in job.server_env.items() if k in INHERITED_ENV}
+    env.update(
+        {
+            "AWS_ENDPOINT_URL": job.endpoint_url,
+            "AWS_ACCESS_KEY_ID": job.access_key,
+            "AWS_SECRET_ACCESS_KEY": job.secret_key,
+            "AWS_REGION": job.region,
+            "AWS_DEFAULT_REGION": job.region,
+            "PYTHONUNBUFFERED": "1",
+            # `pip install` inside the job lands in this host's overlay, never the server's env.
+            "PIP_TARGET": overlay,
+            "PYTHONPATH": overlay,
+        }
+    )
+    if job.sandbox:
+        env["HOME"] = "/tmp"  # noqa: S108
+    env.update(job.spec.get("Environment") or {})
+    env.update(_gpu_env(grant))
+    binds: list[tuple[str, str]] = []
+    if job.sandbox:
+        cwd = OPT_ML
+        for path in _local_paths(job.spec):
+            if not (path == OPT_ML or path.startswith(OPT_ML + "/")):
+                binds.append((str(local_dir(job, host, path)), path))
+    else:
+        cwd = str(host_dir)
+        argv = [_rewrite(a, host_dir) for a in argv]
+        env = {k: _rewrite(v, host_dir) for k, v in env.items()}
+    spec = LaunchSpec(
+        host_dir=host_dir,
+        argv=argv,
+        env=env,
+        cwd=cwd,
+        run_dir=run_dir,
+        sandbox=job.sandbox,
+        hostnames={h: "127.0.0.1" for h in processing_host_names(job.spec)},
+        extra_binds=binds,
+        stop_grace_s=job.stop_grace_s,
+    )
+    return spec, []
+
+
+def _local_paths(spec: Mapping[str, Any]) -> list[str]:
+    paths = [i["S3Input"]["LocalPath"] for i in spec.get("ProcessingInputs") or [] if i.get("S3Input")]
+    return paths + [o["LocalPath"] for o in _outputs(spec)]
+
+
+def _rewrite(value: str, host_dir: Path) -> str:
+    if value == OPT_ML or value.startswith(OPT_ML + "/"):
+        return str(host_dir) + value[len(OPT_ML) :]
+    return value
+
+
+async def upload_outputs(job: JobContext, store: ObjectStore, hosts: list[str], seen: dict[str, list[float]] | None = None) -> int:
+    """Upload every output folder to its S3Uri; with ``seen`` (Continuous mode), only files
+    that are new or changed since the last call. An output folder the script never filled
+    uploads nothing, as in SageMaker."""
+    count = 0
+    for out in _outputs(job.spec):
+        if seen is not None and out.get("S3UploadMode") != "Continuous":
+            continue
+        target = parse_s3_uri(out["S3Uri"])
+        for host in hosts:
+            root = local_dir(job, host, out["LocalPath"])
+            if not root.is_dir():
+                continue
+            for path in sorted(p for p in root.rglob("*") if p.is_file()):
+                rel = path.relative_to(root).as_posix()
+                stat = os.stat(path)
+                key = f"{out['S3Uri']}|{host}|{rel}"
+                if seen is not None:
+                    if seen.get(key) == [stat.st_mtime, stat.st_size]:
+                        continue
+                    seen[key] = [stat.st_mtime, stat.st_size]
+                await upload_file(store, path, target.join(rel), "application/octet-stream")
+                count += 1
+    return count

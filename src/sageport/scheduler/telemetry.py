@@ -1,0 +1,209 @@
+"""GPU telemetry of running training jobs, and the idle-GPU warning.
+
+A runner of the scheduler loop: every ``interval_s`` it samples (NVML) the GPUs each job in
+``Training`` holds and appends the readings to a bounded series kept with the job
+(``extra["gpu_telemetry"]``). A job that holds GPUs and has not touched them by the end of
+its first ``idle_window_s`` (utilization 0 % and memory below ``idle_memory_mib`` in every
+reading) gets one WARNING line in its log and ``extra["gpu_idle_warning"]``: that is the
+silent CPU fallback (a CPU-only torch, a model never moved to ``cuda``) caught while the
+user can still stop the job. A GPU that stops answering is recorded as a note; nothing here
+raises into the loop.
+
+Stored shape of ``gpu_telemetry`` (JSON)::
+
+    {"interval_s": 5.0,
+     "points": [[epoch_s, gpu_index, util_percent|null, memory_used_mib|null], ...],
+     "used": {"<host>": true},        # a host whose GPUs were seen busy at least once
+     "notes": ["GPU 1 did not answer NVML at ..."]}
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from sageport.clock import Clock
+from sageport.domain import training as T
+from sageport.domain.times import to_datetime
+from sageport.gpu.inventory import GpuSample
+from sageport.runtime.config_files import all_hosts
+from sageport.services.logs import LogService
+from sageport.services.training import TrainingJobService
+from sageport.store.resources import Resource
+
+log = logging.getLogger(__name__)
+
+LOG_GROUP = "/aws/sagemaker/TrainingJobs"
+MAX_NOTES = 20
+
+
+class GpuSampler(Protocol):
+    """What telemetry needs of a discovery (``NvmlDiscovery``, ``FakeDiscovery``)."""
+
+    def sample(self, indices: Iterable[int]) -> list[GpuSample]: ...
+
+
+@dataclass(frozen=True)
+class TelemetryConfig:
+    interval_s: float = 5.0
+    idle_window_s: float = 180.0
+    idle_memory_mib: int = 300
+    """A CUDA context alone takes ~300-500 MiB: below this, the job never really used the GPU."""
+    max_points: int = 4000
+    """Readings kept per job; past this the series is thinned to every other point."""
+    warn_idle: bool = True
+    """Off for fake inventories: a fake GPU is always idle, so the warning would be noise."""
+
+
+class TelemetryRunner:
+    def __init__(
+        self,
+        jobs: TrainingJobService,
+        sampler: GpuSampler,
+        logs: LogService,
+        clock: Clock,
+        config: TelemetryConfig | None = None,
+    ) -> None:
+        self.jobs = jobs
+        self.sampler = sampler
+        self.logs = logs
+        self.clock = clock
+        self.config = config or TelemetryConfig()
+        self._last: float | None = None
+
+    async def tick(self) -> None:
+        now = self.clock.monotonic()
+        if self._last is not None and now - self._last < self.config.interval_s:
+            return
+        self._last = now
+        for job in self.jobs.active():
+            if job.status != T.Secondary.TRAINING.value or not _held_gpus(job):
+                continue
+            try:
+                await self._observe(job)
+            except Exception:
+                log.exception("GPU telemetry for training job %s failed", job.name)
+
+    async def cancel(self) -> None:
+        """Nothing runs between ticks; the stored series is complete as of the last one."""
+
+    async def _observe(self, job: Resource) -> None:
+        held = _held_gpus(job)
+        wanted = sorted({i for gpus in held.values() for i in gpus})
+        notes: list[str] = []
+        try:
+            samples = await asyncio.to_thread(self.sampler.sample, wanted)
+        except Exception as exc:  # NVML gone entirely: keep the job, say so
+            samples = []
+            notes.append(f"GPU sampling failed: {type(exc).__name__}: {exc}")
+        at = self.clock.now()
+        stamp = round(at.timestamp(), 3)
+        by_index = {s.index: s for s in samples}
+        for index in wanted:
+            if index not in by_index:
+                notes.append(
+                    f"GPU {index} did not answer NVML at {at.isoformat(timespec='seconds')} "
+                    "(it may have fallen off the bus: check `nvidia-smi` and dmesg for Xid errors)"
+                )
+        telemetry = dict(job.extra.get("gpu_telemetry") or {})
+        telemetry["interval_s"] = self.config.interval_s
+        points = [list(p) for p in telemetry.get("points") or []]
+        points += [[stamp, s.index, s.utilization_percent, s.memory_used_mib] for s in samples]
+        while len(points) > self.config.max_points:
+            points = points[::2]
+        telemetry["points"] = points
+        used = dict(telemetry.get("used") or {})
+        for host, gpus in held.items():
+            if any(self._busy(by_index[i]) for i in gpus if i in by_index):
+                used[host] = True
+        telemetry["used"] = used
+        old_notes = list(telemetry.get("notes") or [])
+        telemetry["notes"] = (old_notes + [n for n in notes if n not in old_notes])[-MAX_NOTES:]
+        changes: dict[str, Any] = {"gpu_telemetry": telemetry}
+        warning = self._idle_warning(job, held, used, points)
+        if warning:
+            changes["gpu_idle_warning"] = warning
+        self.jobs.update(job.name, changes)
+
+    def _busy(self, sample: GpuSample) -> bool:
+        return bool(sample.utilization_percent) or (
+            sample.memory_used_mib is not None
+            and sample.memory_used_mib >= self.config.idle_memory_mib
+        )
+
+    def _idle_warning(
+        self,
+        job: Resource,
+        held: Mapping[str, Sequence[int]],
+        used: Mapping[str, bool],
+        points: list[list[Any]],
+    ) -> str | None:
+        """The warning to record now, once per job, when the idle window has passed unused."""
+        if not self.config.warn_idle or job.extra.get("gpu_idle_warning"):
+            return None
+        if not job.extra.get("started_at"):
+            return None
+        started = to_datetime(job.extra["started_at"])
+        elapsed = (self.clock.now() - started).total_seconds()
+        if elapsed < self.config.idle_window_s:
+            return None
+        idle_hosts = [
+            h for h, gpus in held.items() if not used.get(h) and any(p[1] in gpus for p in points)
+        ]
+        if not idle_hosts:
+            return None
+        window = f"{self.config.idle_window_s:g} s"
+        streams = job.extra.get("log_streams") or {}
+        message = ""
+        for host in idle_hosts:
+            gpus = ",".join(str(i) for i in held[host])
+            message = (
+                f"WARNING: sageport: {host} holds GPU(s) {gpus} but has not used them in its "
+                f"first {window} (utilization 0 %, memory < {self.config.idle_memory_mib} MiB): "
+                "the job is probably computing on the CPU. Check that torch.cuda.is_available() "
+                "is True in the job (see the pre-flight lines at the top of this log) and that "
+                "the model and data are moved to 'cuda'."
+            )
+            stream = streams.get(host)
+            if stream:
+                stamp = int(self.clock.now().timestamp() * 1000)
+                self.logs.put_events(LOG_GROUP, stream, [(stamp, message)])
+        return (
+            f"GPU(s) idle for the first {window} on {', '.join(idle_hosts)}: probably computing on "
+            "the CPU"
+        )
+
+
+def _held_gpus(job: Resource) -> dict[str, list[int]]:
+    """Host name → NVML indices it holds (grants are stored in host order)."""
+    grants = job.extra.get("grants") or []
+    hosts = all_hosts(job.spec)
+    return {
+        host: [int(i) for i in grant.get("gpus") or []]
+        for host, grant in zip(hosts, grants, strict=False)
+        if grant.get("gpus")
+    }
+
+
+def summarize(telemetry: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Per GPU: readings, mean and peak utilization, peak memory (for ``jobs describe``)."""
+    by_gpu: dict[int, list[list[Any]]] = {}
+    for point in telemetry.get("points") or []:
+        by_gpu.setdefault(int(point[1]), []).append(point)
+    out = []
+    for index, points in sorted(by_gpu.items()):
+        utils = [p[2] for p in points if p[2] is not None]
+        memory = [p[3] for p in points if p[3] is not None]
+        out.append(
+            {
+                "gpu": index,
+                "samples": len(points),
+                "mean_utilization_percent": round(sum(utils) / len(utils), 1) if utils else None,
+                "max_utilization_percent": max(utils) if utils else None,
+                "max_memory_used_mib": max(memory) if memory else None,
+            }
+        )
+    return out

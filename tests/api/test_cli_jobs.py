@@ -1,0 +1,111 @@
+"""``sageport jobs …`` and ``sageport logs`` as a user types them, against a live server."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+
+from training_helpers import submit, unique, wait, wait_for
+
+from sageport.cli.process import ServerProcess
+
+
+def _sageport(
+    server: ServerProcess, *args: str, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "sageport", *args, "--data-dir", str(server.data_dir)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def test_jobs_list_and_describe(server: ServerProcess) -> None:
+    name = unique("cli")
+    submit(server, name, "print('from the cli job')\n")
+    wait(server, name)
+
+    listed = _sageport(server, "jobs", "list", "--name-contains", name, "--json")
+    assert listed.returncode == 0, listed.stderr
+    (summary,) = json.loads(listed.stdout)
+    assert summary["TrainingJobName"] == name
+    assert summary["TrainingJobStatus"] == "Completed"
+
+    table = _sageport(server, "jobs", "list", "--name-contains", name)
+    assert table.returncode == 0, table.stderr
+    header, row = table.stdout.splitlines()
+    assert header.split()[:3] == ["NAME", "STATUS", "SECONDARY"]
+    assert row.split()[:3] == [name, "Completed", "Completed"]
+
+    described = _sageport(server, "jobs", "describe", name, "--json")
+    assert described.returncode == 0, described.stderr
+    job = json.loads(described.stdout)
+    assert job["ModelArtifacts"]["S3ModelArtifacts"].endswith(f"{name}/output/model.tar.gz")
+    assert "ResponseMetadata" not in job
+
+    text = _sageport(server, "jobs", "describe", name)
+    assert "Completed (Completed)" in text.stdout
+    assert "ml.m5.xlarge" in text.stdout
+
+
+def test_unknown_job_is_an_error(server: ServerProcess) -> None:
+    result = _sageport(server, "jobs", "describe", "no-such-cli-job")
+    assert result.returncode == 1
+    assert "ValidationException: Requested resource not found." in result.stderr
+    result = _sageport(server, "logs", "no-such-cli-job")
+    assert result.returncode == 1
+
+
+def test_logs_follow_until_the_job_ends_and_stop(server: ServerProcess) -> None:
+    name = unique("clilogs")
+    script = """
+        import time
+        for i in range(3):
+            print(f"step {i}", flush=True)
+            time.sleep(0.3)
+    """
+    submit(server, name, script)
+    followed = _sageport(server, "logs", name, "-f")
+    assert followed.returncode == 0, followed.stderr
+    lines = followed.stdout.splitlines()
+    assert [line for line in lines if line.startswith("step")] == ["step 0", "step 1", "step 2"]
+    assert wait(server, name)["TrainingJobStatus"] == "Completed"
+    again = _sageport(server, "logs", name)
+    assert again.stdout == followed.stdout
+
+    long = unique("clistop")
+    submit(server, long, "import time\nprint('waiting', flush=True)\ntime.sleep(60)\n")
+    wait_for(server, long, "Training")
+    time.sleep(0.2)
+    stopped = _sageport(server, "jobs", "stop", long, "--json")
+    assert stopped.returncode == 0, stopped.stderr
+    assert json.loads(stopped.stdout)["TrainingJobStatus"] in ("Stopping", "Stopped")
+    assert wait(server, long, timeout=20)["TrainingJobStatus"] == "Stopped"
+    refused = _sageport(server, "jobs", "stop", long)
+    assert refused.returncode == 1
+    assert "ValidationException" in refused.stderr
+
+
+def test_no_server_is_a_clear_error(tmp_path: object) -> None:
+    from pathlib import Path
+
+    from sageport.cli.process import free_port
+
+    data = Path(str(tmp_path)) / "nothing-runs-here"
+    data.mkdir()
+    (data / "server.json").write_text(
+        json.dumps({"endpoint_url": f"http://127.0.0.1:{free_port()}"})
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "sageport", "jobs", "list", "--data-dir", str(data)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert "no sageport server answers" in result.stderr
