@@ -5,7 +5,10 @@
 Starts a ``sageport serve`` and a moto server (``pip install 'moto[server]'`` for the
 benchmark only) on loopback, makes the same boto3 calls against each — DescribeModel, S3
 PutObject/GetObject of 1 KiB and 256 MiB objects, at concurrency 1 and 16 — and prints a
-table. The 256 MiB GET is also compared with reading the object's file straight from disk.
+table. The 256 MiB GET is also compared with reading the object's file straight from disk,
+and both large operations with the same boto3 calls against ``bench/http_floor.py``, a raw
+asyncio server that discards PUT bodies and sendfile()s the object for GET: the "floor" column
+is what the client alone costs, which no server can beat.
 Results go to ``bench/results/control_plane.json``. Not a test: nothing here asserts.
 """
 
@@ -103,6 +106,12 @@ def bench_target(t: Target, quick: bool, large_concurrency: list[int]) -> dict[s
     for c in (1, 16):
         out[f"PutObject 1KiB c={c}"] = run(c, n, lambda i: s3.put_object(Bucket="bench", Key=f"small/{i}", Body=small))
         out[f"GetObject 1KiB c={c}"] = run(c, n, lambda i: s3.get_object(Bucket="bench", Key=f"small/{i}")["Body"].read())
+    large(s3, quick, large_concurrency, out)
+    return out
+
+
+def large(s3: Any, quick: bool, large_concurrency: list[int], out: dict[str, Any]) -> None:
+    """PUT then GET of large objects, ``c`` at a time, for each ``c``; results into ``out``."""
     size = (32 if quick else 256) * MiB
     blob = os.urandom(size)
     for c in large_concurrency:
@@ -118,19 +127,41 @@ def bench_target(t: Target, quick: bool, large_concurrency: list[int]) -> dict[s
         got = run(c, c, get)
         got["MiB_per_s"] = size * c / MiB / got["wall_s"]
         out[f"GetObject {size // MiB}MiB c={c}"] = got
-    return out
 
 
-def disk_read(data_dir: Path, size: int) -> dict[str, float]:
-    """Read the largest file under the object store: the floor for a large GET."""
+def bench_floor(path: Path, quick: bool, large_concurrency: list[int]) -> dict[str, Any]:
+    """The large PUT/GET against ``bench/http_floor.py`` serving ``path``: the client's own cost."""
+    script = Path(__file__).with_name("http_floor.py")
+    proc = subprocess.Popen([sys.executable, str(script), str(path)], stdout=subprocess.PIPE)
+    try:
+        assert proc.stdout is not None
+        port = int(proc.stdout.readline())
+        target = Target("floor", f"http://127.0.0.1:{port}", ("floor", "floor"), None)
+        out: dict[str, Any] = {}
+        large(target.client("s3"), quick, large_concurrency, out)
+        return out
+    finally:
+        proc.terminate()
+        proc.wait()
+
+
+def largest_object(data_dir: Path) -> Path:
     files = sorted((p for p in (data_dir / "objects").rglob("*") if p.is_file()), key=lambda p: p.stat().st_size)
-    path = files[-1]
+    return files[-1]
+
+
+def disk_read(path: Path) -> dict[str, float]:
+    """Read an object's file straight from disk (page cache): the aim for a large GET."""
     t0 = time.perf_counter()
     with open(path, "rb") as fh:
         while fh.read(MiB):
             pass
     wall = time.perf_counter() - t0
     return {"ops": 1, "wall_s": wall, "MiB_per_s": path.stat().st_size / MiB / wall}
+
+
+def memory_gib() -> float:
+    return round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1024**3, 1)
 
 
 def table(results: dict[str, dict[str, Any]]) -> str:
@@ -165,8 +196,10 @@ def main() -> None:
     try:
         results: dict[str, dict[str, Any]] = {}
         results["sageport"] = bench_target(Target("sageport", sp.url, sp.keys, sp.data_dir), args.quick, large_c)
-        results["sageport"]["disk read (same file)"] = disk_read(sp.data_dir, 0)
+        big = largest_object(sp.data_dir)
+        results["sageport"]["disk read (same file)"] = disk_read(big)
         results["moto"] = bench_target(Target("moto", moto_url, ("testing", "testing"), None), args.quick, large_c)
+        results["floor"] = bench_floor(big, args.quick, large_c)
     finally:
         sp.stop()
         moto.terminate()
@@ -174,7 +207,8 @@ def main() -> None:
     print(table(results))
     out = Path(__file__).parent / "results"
     out.mkdir(exist_ok=True)
-    (out / "control_plane.json").write_text(json.dumps({"machine": os.uname().nodename, "cpus": os.cpu_count(), "results": results}, indent=2))
+    machine = {"machine": os.uname().nodename, "cpus": os.cpu_count(), "memory_GiB": memory_gib()}
+    (out / "control_plane.json").write_text(json.dumps({**machine, "results": results}, indent=2))
     shutil.rmtree(tmp, ignore_errors=True)
 
 

@@ -124,7 +124,7 @@ def wait_ready(port: int, proc: subprocess.Popen[bytes]) -> None:
         if proc.poll() is not None:
             raise RuntimeError("model server exited")
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=1) as answer:  # noqa: S310
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=1) as answer:
                 if answer.status == 200:
                     return
         except OSError:
@@ -142,7 +142,9 @@ def main() -> int:
     parser.add_argument("--handler-threads", type=int, default=None)
     parser.add_argument("--torch-threads", type=int, default=None)
     parser.add_argument("--concurrency", type=int, nargs="*", default=[1, 16])
-    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "model_server.json")
+    parser.add_argument(
+        "--out", type=Path, default=Path(__file__).parent / "results" / "model_server.json"
+    )
     args = parser.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="sageport-bench-"))
@@ -150,13 +152,23 @@ def main() -> int:
     port = free_port()
     env = {**os.environ, "SAGEMAKER_MODEL_SERVER_WORKERS": str(args.workers)}
     if args.batch_size > 1:
-        env.update(SAGEPORT_BATCH_SIZE=str(args.batch_size), SAGEPORT_MAX_BATCH_DELAY_MS=str(args.delay_ms))
+        env.update(
+            SAGEPORT_BATCH_SIZE=str(args.batch_size), SAGEPORT_MAX_BATCH_DELAY_MS=str(args.delay_ms)
+        )
     if args.handler_threads:
         env["SAGEPORT_HANDLER_THREADS"] = str(args.handler_threads)
     if args.torch_threads:
         env["SAGEPORT_TORCH_THREADS"] = str(args.torch_threads)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "sageport.serving.server", "--model-dir", str(tmp), "--port", str(port)],
+        [
+            sys.executable,
+            "-m",
+            "sageport.serving.server",
+            "--model-dir",
+            str(tmp),
+            "--port",
+            str(port),
+        ],
         env=env,
         stdout=subprocess.DEVNULL,
     )
@@ -167,8 +179,15 @@ def main() -> int:
         np.save(buffer, row)
         cases = {
             "ping": b"GET /ping HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
-            "json": post("/invocations", json.dumps(row.tolist()).encode(), "application/json", "application/json"),
-            "npy": post("/invocations", buffer.getvalue(), "application/x-npy", "application/x-npy"),
+            "json": post(
+                "/invocations",
+                json.dumps(row.tolist()).encode(),
+                "application/json",
+                "application/json",
+            ),
+            "npy": post(
+                "/invocations", buffer.getvalue(), "application/x-npy", "application/x-npy"
+            ),
         }
         try:
             import uvloop
@@ -203,7 +222,7 @@ def main() -> int:
 def urllib_get(port: int, path: str) -> Any:
     import urllib.request
 
-    return urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5)  # noqa: S310
+    return urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5)
 
 
 if __name__ == "__main__":

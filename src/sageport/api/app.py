@@ -21,7 +21,15 @@ from starlette.routing import Route
 from sageport.api import credentials
 from sageport.api.auth import AuthFailure, Scope, SignedRequest, Verifier, request_scope
 from sageport.api.dispatch import RequestContext, collect
-from sageport.api.handlers import endpoint_configs, endpoints, logs, models, tags, training
+from sageport.api.handlers import (
+    endpoint_configs,
+    endpoints,
+    logs,
+    models,
+    processing,
+    tags,
+    training,
+)
 from sageport.api.jsonproto import JsonProtocol
 from sageport.api.protocol import WireProtocol
 from sageport.api.query import StsProtocol
@@ -39,7 +47,7 @@ HEALTH_PATH = "/_sageport/health"
 DRAIN_LIMIT = 64 * 1024 * 1024
 ALL_METHODS = ["GET", "PUT", "POST", "DELETE", "HEAD", "PATCH", "OPTIONS"]
 
-SAGEMAKER_MODULES = (models, endpoint_configs, endpoints, tags, training)
+SAGEMAKER_MODULES = (models, endpoint_configs, endpoints, tags, training, processing)
 LOGS_MODULES = (logs,)
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import difflib
 import re
 from datetime import UTC, datetime
 from typing import Any
@@ -135,7 +136,12 @@ class Validator:
                 return value
             self._length(shape, value, len(value), path, errors)
             if shape.enum and value not in shape.enum:
-                self._fail(errors, value, path, f"Member must satisfy enum value set: [{', '.join(shape.enum)}]")
+                constraint = f"Member must satisfy enum value set: [{', '.join(shape.enum)}]"
+                close = difflib.get_close_matches(value, shape.enum, n=3, cutoff=0.75)
+                if close:
+                    # AWS lists every value; for 300 instance types a suggestion helps more.
+                    constraint += f" (did you mean {' or '.join(repr(c) for c in close)}?)"
+                self._fail(errors, value, path, constraint)
             elif "pattern" in meta:
                 compiled = self._pattern(meta["pattern"])
                 if compiled is not None and compiled.fullmatch(value) is None:

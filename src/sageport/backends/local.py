@@ -101,7 +101,8 @@ class LocalBackend:
         script = str(Path(launcher_module.__file__).resolve())
         with open(run_dir / LAUNCHER_LOG_FILE, "ab") as out:
             proc = subprocess.Popen(
-                [self._python, script, str(run_dir)],
+                # -S: the launcher is stdlib-only; skipping site saves ~15 ms per host start.
+                [self._python, "-S", script, str(run_dir)],
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=out,

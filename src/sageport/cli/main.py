@@ -52,7 +52,30 @@ def serve(
     application = create_app(settings)
     write_server_files(settings)
     typer.echo(f"sageport serving on {settings.endpoint_url} (data: {settings.data_dir})", err=True)
-    uvicorn.run(application, host=host, port=port, log_level="warning", access_log=False)
+    http, loop = _fast_server()
+    uvicorn.run(
+        application,
+        host=host,
+        port=port,
+        log_level="warning",
+        access_log=False,
+        http=http,
+        loop=loop,
+    )
+
+
+def _fast_server() -> tuple[str, str]:
+    """uvicorn's (http, loop): httptools and uvloop when installed, else uvicorn's choice.
+
+    They are dependencies, but wheels may be missing on odd platforms. uvicorn's "auto" picks
+    the same, silently: named here so the choice is visible. With h11, uvicorn's pure-Python
+    parser, large S3 uploads are much slower (docs/performance.md, "Control plane and S3").
+    """
+    import importlib.util
+
+    http = "httptools" if importlib.util.find_spec("httptools") is not None else "auto"
+    loop = "uvloop" if importlib.util.find_spec("uvloop") is not None else "auto"
+    return http, loop
 
 
 @app.command()

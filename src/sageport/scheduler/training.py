@@ -1,387 +1,42 @@
-"""Carrying training jobs through their steps: queue → stage → run → upload → end.
-
-:class:`TrainingRunner` is driven by the scheduler loop: ``tick()`` looks at every job that
-is not finished, in creation order, and does the next step of each. Slow steps (staging
-data, packing and uploading artifacts) run as tasks; the loop only starts them once per
-job. Everything a step learns is stored with the job, so after a server restart the same
-``tick()`` picks each job up where it was (re-adopting running processes).
-"""
+"""The training kind of job: ``/opt/ml`` training contract in, ``model.tar.gz`` out."""
 
 from __future__ import annotations
 
-import asyncio
-import logging
-import time
-from collections.abc import Mapping
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sageport.backends.base import Backend, ExitInfo, HostHandle
+from sageport.backends.base import LaunchSpec
 from sageport.catalog import Catalog
-from sageport.clock import Clock
-from sageport.domain import training as T
-from sageport.domain.times import to_datetime
 from sageport.runtime.config_files import all_hosts
-from sageport.runtime.errors import ContractError
 from sageport.scheduler import artifacts
-from sageport.scheduler.allocator import Allocator
+from sageport.scheduler.allocator import HostGrant, HostRequest
 from sageport.scheduler.hosts import JobContext, host_dirs, launch_spec, stage_host
 from sageport.services.admission import training_hosts
-from sageport.services.logs import LogService
-from sageport.services.training import TrainingJobService, secondary_of
 from sageport.storage.objectstore import ObjectStore
-from sageport.storage.transfer import TransferError
-from sageport.store.errors import StatusConflict
-from sageport.store.resources import Resource
-
-log = logging.getLogger(__name__)
-
-LOG_GROUP = "/aws/sagemaker/TrainingJobs"
-MAX_METRIC_POINTS = 10_000
-ERROR_TAIL_LINES = 10
-S = T.Secondary
 
 
-@dataclass(frozen=True)
-class RunnerConfig:
-    jobs_dir: Path
-    region: str
-    endpoint_url: str
-    access_key: str
-    secret_key: str
-    images: Mapping[str, str]
-    sandbox: bool
-    sandbox_note: str
-    stop_grace_s: float
-    server_env: Mapping[str, str]
+class TrainingKind:
+    label = "training job"
+    folder = "training"
+    log_group = "/aws/sagemaker/TrainingJobs"
 
+    def hosts(self, catalog: Catalog, spec: Mapping[str, Any]) -> list[HostRequest]:
+        return training_hosts(catalog, spec)
 
-class TrainingRunner:
-    def __init__(
-        self,
-        jobs: TrainingJobService,
-        store: ObjectStore,
-        logs: LogService,
-        backend: Backend,
-        allocator: Allocator,
-        catalog: Catalog,
-        clock: Clock,
-        config: RunnerConfig,
-    ) -> None:
-        self.jobs = jobs
-        self.store = store
-        self.logs = logs
-        self.backend = backend
-        self.allocator = allocator
-        self.catalog = catalog
-        self.clock = clock
-        self.config = config
-        self._tasks: dict[str, asyncio.Task[None]] = {}
-        self._restored: set[str] = set()
+    def host_names(self, spec: Mapping[str, Any]) -> list[str]:
+        return all_hosts(spec)
 
-    # -- the loop's entry point -------------------------------------------------------
+    async def stage(self, ctx: JobContext, host: str, store: ObjectStore) -> tuple[int, int]:
+        return await stage_host(ctx, host, store)
 
-    async def tick(self) -> bool:
-        """Next step of every unfinished job; True while any is past the queue."""
-        queue_blocked = False
-        busy = False
-        for job in self.jobs.active():
-            status = secondary_of(job)
-            busy = busy or status is not S.STARTING
-            if job.name in self._tasks:
-                continue
-            try:
-                self._restore(job)
-                if status is S.STARTING:
-                    queue_blocked = self._admit(job, queue_blocked)
-                elif status is S.DOWNLOADING:
-                    self._spawn(job, self._stage_and_launch(job))
-                elif status is S.TRAINING:
-                    self._watch(job)
-                elif status is S.STOPPING:
-                    self._stopping(job)
-                elif status is S.UPLOADING:
-                    self._spawn(job, self._finish(job))
-            except StatusConflict:
-                continue  # an API call moved it meanwhile; next tick sees the new state
-            except Exception:
-                log.exception("scheduler step for training job %s failed", job.name)
-        return busy or bool(self._tasks)
+    def launch(self, ctx: JobContext, host: str, grant: HostGrant) -> tuple[LaunchSpec, list[str]]:
+        return launch_spec(ctx, host, grant)
 
-    async def cancel(self) -> None:
-        tasks = list(self._tasks.values())
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+    async def progress(self, ctx: JobContext, store: ObjectStore, seen: dict[str, list[float]]) -> None:
+        return None
 
-    def _spawn(self, job: Resource, coro: Any) -> None:
-        task = asyncio.ensure_future(coro)
-        self._tasks[job.name] = task
-        task.add_done_callback(lambda _t, name=job.name: self._tasks.pop(name, None))
+    async def store_outputs(self, ctx: JobContext, store: ObjectStore, hosts: Sequence[str]) -> dict[str, Any]:
+        return await artifacts.store_outputs(ctx, store, [host_dirs(ctx, h)[0] for h in hosts])
 
-    def _restore(self, job: Resource) -> None:
-        """After a restart, re-register what a job held; once per job and process."""
-        if job.name in self._restored:
-            return
-        self._restored.add(job.name)
-        grants = job.extra.get("grants")
-        if grants and job.name not in self.allocator.holders():
-            self.allocator.restore(job.name, grants)
-
-    # -- steps ----------------------------------------------------------------------
-
-    def _admit(self, job: Resource, blocked: bool) -> bool:
-        """FIFO: the first job that does not fit blocks every later one."""
-        hosts = training_hosts(self.catalog, job.spec)
-        grants = None if blocked else self.allocator.try_allocate(job.name, hosts)
-        if grants is None:
-            waiting = self.allocator.waiting_for(hosts)
-            if job.extra.get("queue_message") != waiting:
-                self.jobs.update(job.name, {"queue_message": waiting})
-            return True
-        self.jobs.move(
-            job.name,
-            S.STARTING,
-            S.DOWNLOADING,
-            extra={"grants": [g.to_json() for g in grants], "sandbox": self.config.sandbox},
-        )
-        self._spawn(job, self._stage_and_launch(self.jobs.get(job.name)))
-        return False
-
-    def _context(self, job: Resource) -> JobContext:
-        return JobContext(
-            name=job.name,
-            arn=job.arn,
-            spec=job.spec,
-            job_dir=self.config.jobs_dir / "training" / job.name,
-            sandbox=bool(job.extra.get("sandbox", self.config.sandbox)),
-            region=self.config.region,
-            endpoint_url=self.config.endpoint_url,
-            access_key=self.config.access_key,
-            secret_key=self.config.secret_key,
-            images=self.config.images,
-            stop_grace_s=self.config.stop_grace_s,
-            server_env=self.config.server_env,
-        )
-
-    async def _stage_and_launch(self, job: Resource) -> None:
-        ctx = self._context(job)
-        hosts = all_hosts(job.spec)
-        stream_epoch = int(time.time())
-        streams = {h: f"{job.name}/{h}-{stream_epoch}" for h in hosts}
-        self._system_log(streams[hosts[0]], self._intro(job, ctx))
-        try:
-            files = size = 0
-            for host in hosts:
-                n, b = await stage_host(ctx, host, self.store)
-                files, size = files + n, size + b
-            self._system_log(
-                streams[hosts[0]], [f"Staged {files} input files ({size / 2**20:.1f} MiB)"]
-            )
-            if secondary_of(self.jobs.get(job.name)) is not S.DOWNLOADING:
-                return  # stopped while staging: _stopping() finishes it
-            grants = self.allocator.grants_from_json(job.extra.get("grants", []))
-            handles: dict[str, Any] = {}
-            for host, grant in zip(hosts, grants, strict=True):
-                spec, notes = launch_spec(ctx, host, grant)
-                self._system_log(streams[host], notes)
-                handles[host] = self.backend.start(spec).to_json()
-        except (TransferError, ContractError, OSError, ValueError) as exc:
-            await self._fail_early(job, S.DOWNLOADING, str(exc))
-            return
-        message = T.MESSAGES[S.TRAINING]
-        if not ctx.sandbox:
-            message += f" (no sandbox: {self.config.sandbox_note}; scripts get SAGEMAKER_BASE_DIR)"
-        self.jobs.move(
-            job.name,
-            S.DOWNLOADING,
-            S.TRAINING,
-            message=message,
-            extra={
-                "hosts": handles,
-                "log_streams": streams,
-                "log_offsets": {},
-                "started_at": self.clock.now().isoformat(),
-            },
-        )
-
-    def _intro(self, job: Resource, ctx: JobContext) -> list[str]:
-        grants = job.extra.get("grants", [])
-        gpus = [g.get("gpus", []) for g in grants]
-        lines = [
-            f"sageport: training job {job.name} on {len(grants)} host(s); GPUs per host: {gpus}"
-        ]
-        if ctx.sandbox:
-            lines.append(
-                "sageport: each host runs in a bubblewrap sandbox with its folder at /opt/ml"
-            )
-        else:
-            lines.append(
-                f"sageport: no sandbox ({self.config.sandbox_note}); "
-                "SAGEMAKER_BASE_DIR points at the host folder"
-            )
-        return lines
-
-    async def _fail_early(self, job: Resource, at: S, reason: str) -> None:
-        log.info("training job %s failed before running: %s", job.name, reason)
-        try:
-            self.jobs.move(
-                job.name,
-                at,
-                S.FAILED,
-                message=reason[:1024],
-                extra={"failure_reason": reason[:1024], "ended_at": self.clock.now().isoformat()},
-            )
-        except StatusConflict:
-            current = secondary_of(self.jobs.get(job.name))
-            if current is S.STOPPING:
-                self.jobs.move(
-                    job.name,
-                    S.STOPPING,
-                    S.STOPPED,
-                    extra={"ended_at": self.clock.now().isoformat()},
-                )
-        self.allocator.release(job.name)
-
-    def _handles(self, job: Resource) -> dict[str, HostHandle]:
-        return {h: HostHandle.from_json(v) for h, v in (job.extra.get("hosts") or {}).items()}
-
-    def _watch(self, job: Resource) -> None:
-        exits = self._poll_and_ship(job)
-        if all(e is not None for e in exits.values()):
-            self.jobs.move(
-                job.name,
-                S.TRAINING,
-                S.UPLOADING,
-                extra={"exits": {h: e.to_json() for h, e in exits.items() if e}},
-            )
-            self._spawn(job, self._finish(self.jobs.get(job.name)))
-            return
-        limit = (job.spec.get("StoppingCondition") or {}).get("MaxRuntimeInSeconds")
-        started = job.extra.get("started_at")
-        if (
-            limit
-            and started
-            and (self.clock.now() - to_datetime(started)).total_seconds() > float(limit)
-        ):
-            self.jobs.move(
-                job.name,
-                S.TRAINING,
-                S.STOPPING,
-                message="Stopping: MaxRuntimeInSeconds exceeded",
-                extra={"stop_reason": "max_runtime"},
-            )
-            self._terminate(self.jobs.get(job.name))
-
-    def _stopping(self, job: Resource) -> None:
-        handles = self._handles(job)
-        if not handles:
-            # Stopped before any process started (queued, or staging was interrupted).
-            self.allocator.release(job.name)
-            self.jobs.move(
-                job.name, S.STOPPING, S.STOPPED, extra={"ended_at": self.clock.now().isoformat()}
-            )
-            return
-        if not job.extra.get("terminated_at"):
-            self._terminate(job)
-        exits = self._poll_and_ship(job)
-        if all(e is not None for e in exits.values()):
-            self.jobs.update(job.name, {"exits": {h: e.to_json() for h, e in exits.items() if e}})
-            self._spawn(job, self._finish(self.jobs.get(job.name)))
-
-    def _terminate(self, job: Resource) -> None:
-        for handle in self._handles(job).values():
-            self.backend.terminate(handle)
-        self.jobs.update(job.name, {"terminated_at": self.clock.now().isoformat()})
-
-    def _poll_and_ship(self, job: Resource) -> dict[str, ExitInfo | None]:
-        exits = {}
-        offsets = dict(job.extra.get("log_offsets") or {})
-        streams = job.extra.get("log_streams") or {}
-        metrics = artifacts.MetricScanner(
-            job.spec.get("AlgorithmSpecification", {}).get("MetricDefinitions") or []
-        )
-        series: dict[str, list[list[float]]] = {
-            k: list(v) for k, v in (job.extra.get("metric_series") or {}).items()
-        }
-        # stderr tails per host: the traceback a failure reason quotes, without our own log lines
-        tails: dict[str, list[str]] = {
-            h: list(v) for h, v in (job.extra.get("error_tails") or {}).items()
-        }
-        changed = False
-        for host, handle in self._handles(job).items():
-            exit_info = self.backend.poll(handle)  # poll first: then the log read below is complete
-            records, offset = self.backend.read_log(handle, int(offsets.get(host, 0)))
-            if records:
-                self.logs.put_events(
-                    LOG_GROUP,
-                    streams.get(host, f"{job.name}/{host}"),
-                    [(r.timestamp_ms, r.message) for r in records],
-                )
-                errors = [r.message for r in records if r.stream != "stdout"]
-                if errors:
-                    tails[host] = (tails.get(host, []) + errors)[-ERROR_TAIL_LINES:]
-                for r in records:
-                    for name, value in metrics.scan(r.message):
-                        points = series.setdefault(name, [])
-                        if len(points) < MAX_METRIC_POINTS:
-                            points.append([r.timestamp_ms / 1000, value])
-                offsets[host] = offset
-                changed = True
-            exits[host] = exit_info
-        if changed:
-            self.jobs.update(
-                job.name, {"log_offsets": offsets, "metric_series": series, "error_tails": tails}
-            )
-        return exits
-
-    def _system_log(self, stream: str, lines: list[str]) -> None:
-        if lines:
-            now = int(time.time() * 1000)
-            self.logs.put_events(LOG_GROUP, stream, [(now, line) for line in lines])
-
-    async def _finish(self, job: Resource) -> None:
-        """Store artifacts (also for failed and stopped jobs), then end the job."""
-        ctx = self._context(job)
-        exits = {h: ExitInfo.from_json(e) for h, e in (job.extra.get("exits") or {}).items()}
-        status = secondary_of(job)
-        extra: dict[str, Any] = {"ended_at": self.clock.now().isoformat()}
-        try:
-            stored = await artifacts.store_outputs(
-                ctx, self.store, [host_dirs(ctx, h)[0] for h in all_hosts(job.spec)]
-            )
-            extra.update(stored)
-        except (TransferError, OSError) as exc:
-            extra["failure_reason"] = f"Uploading the job's artifacts failed: {exc}"[:1024]
-        extra["final_metrics"] = artifacts.final_metrics(job.extra.get("metric_series") or {})
-        if status is S.STOPPING:
-            end = (
-                S.MAX_RUNTIME_EXCEEDED
-                if job.extra.get("stop_reason") == "max_runtime"
-                else S.STOPPED
-            )
-        else:
-            reason = extra.get("failure_reason") or artifacts.failure_reason(
-                ctx, exits, self._tails(job)
-            )
-            end = S.FAILED if reason else S.COMPLETED
-            if reason:
-                extra["failure_reason"] = reason
-        self.jobs.move(
-            job.name,
-            status,
-            end,
-            message=extra.get("failure_reason") if end is S.FAILED else None,
-            extra=extra,
-        )
-        self.allocator.release(job.name)
-
-    def _tails(self, job: Resource) -> dict[str, list[str]]:
-        """Per host, the stderr tail; else the tail of its log stream (stdout included)."""
-        streams = job.extra.get("log_streams") or {}
-        stderr = job.extra.get("error_tails") or {}
-        return {
-            host: list(stderr.get(host) or self.logs.tail(LOG_GROUP, stream, ERROR_TAIL_LINES))
-            for host, stream in streams.items()
-        }
+    def metric_definitions(self, spec: Mapping[str, Any]) -> list[dict[str, str]]:
+        return list((spec.get("AlgorithmSpecification") or {}).get("MetricDefinitions") or [])

@@ -21,7 +21,9 @@ from sageport.scheduler.allocator import Allocator, GpuMatching
 from sageport.scheduler.endpoints import EndpointRunner, EndpointRunnerConfig
 from sageport.scheduler.loop import Scheduler
 from sageport.scheduler.telemetry import TelemetryConfig, TelemetryRunner
-from sageport.scheduler.training import RunnerConfig, TrainingRunner
+from sageport.scheduler.jobs import JobRunner, RunnerConfig
+from sageport.scheduler.processing import ProcessingKind
+from sageport.scheduler.training import TrainingKind
 from sageport.services.admission import Admission
 from sageport.serving.router import Router
 from sageport.serving.upstream import UpstreamPool
@@ -30,6 +32,7 @@ from sageport.services.endpoints import EndpointService
 from sageport.services.logs import LogService
 from sageport.services.models import ModelService
 from sageport.services.tags import TagService
+from sageport.services.processing import ProcessingJobService
 from sageport.services.training import TrainingJobService
 from sageport.settings import Settings
 from sageport.storage.objectstore import ObjectStore, open_object_store
@@ -52,6 +55,7 @@ class Services:
     gpus: GpuInventory
     allocator: Allocator
     training: TrainingJobService
+    processing: ProcessingJobService
     endpoints: EndpointService
     router: Router
     upstream: UpstreamPool
@@ -96,27 +100,23 @@ def build_services(
     available, why = backend.sandbox_available()
     sandbox = available and settings.sandbox != "off"
     key = load_or_create(settings.credentials_file)[0]
-    runner = TrainingRunner(
-        training,
-        objects,
-        logs,
-        backend,
-        allocator,
-        catalog,
-        clock,
-        RunnerConfig(
-            jobs_dir=settings.jobs_dir,
-            region=settings.region,
-            endpoint_url=settings.endpoint_url,
-            access_key=key.access_key_id,
-            secret_key=key.secret_access_key,
-            images=settings.images,
-            sandbox=sandbox,
-            sandbox_note=why if not available else "sandbox = off in settings",
-            stop_grace_s=settings.stop_grace_seconds,
-            server_env=env,
-        ),
+    processing = ProcessingJobService(db, clock, settings, admission)
+    job_config = RunnerConfig(
+        jobs_dir=settings.jobs_dir,
+        region=settings.region,
+        endpoint_url=settings.endpoint_url,
+        access_key=key.access_key_id,
+        secret_key=key.secret_access_key,
+        images=settings.images,
+        sandbox=sandbox,
+        sandbox_note=why if not available else "sandbox = off in settings",
+        stop_grace_s=settings.stop_grace_seconds,
+        server_env=env,
     )
+    job_runners = [
+        JobRunner(kind, service, objects, logs, backend, allocator, catalog, clock, job_config)
+        for kind, service in ((TrainingKind(), training), (ProcessingKind(), processing))
+    ]
     models = ModelService(db, clock, settings)
     configs = EndpointConfigService(db, clock, settings)
     endpoints = EndpointService(db, clock, settings, configs, admission)
@@ -155,8 +155,9 @@ def build_services(
             warn_idle=not gpus.fake,  # fake GPUs always read idle: the warning would be noise
         ),
     )
-    scheduler = Scheduler([runner, endpoint_runner, telemetry], settings.poll_interval_seconds)
+    scheduler = Scheduler([*job_runners, endpoint_runner, telemetry], settings.poll_interval_seconds)
     training.wake = scheduler.wake
+    processing.wake = scheduler.wake
     endpoints.wake = scheduler.wake
     return Services(
         settings=settings,
@@ -171,6 +172,7 @@ def build_services(
         gpus=gpus,
         allocator=allocator,
         training=training,
+        processing=processing,
         endpoints=endpoints,
         router=router,
         upstream=upstream,

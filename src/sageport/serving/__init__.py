@@ -7,5 +7,7 @@ opt-in dynamic batching. Modules: ``config`` (the env var contract), ``errors``,
 ``handler`` (the user module), ``defaults`` (PyTorch / TensorFlow / plain defaults),
 ``batching``, ``pool`` (handler threads), ``metrics``, ``overlay`` (code/requirements.txt),
 ``http`` (the HTTP/1.1 protocol), ``app`` (routes) and ``server`` (the process).
+``router`` and ``upstream`` are the other side, used inside ``sageport serve``: which model
+server answers an InvokeEndpoint, and the keep-alive client that forwards it.
 Nothing here imports torch or TensorFlow at import time.
 """

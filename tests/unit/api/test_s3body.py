@@ -6,13 +6,14 @@ import asyncio
 import base64
 import hashlib
 import io
+import os
 import zlib
 from collections.abc import AsyncIterator
 
 import pytest
 from botocore.httpchecksum import AwsChunkedWrapper, Crc32Checksum
 
-from sageport.api.s3body import RequestBody
+from sageport.api.s3body import BATCH, RequestBody
 from sageport.errors import BadDigest, IncompleteBody, XAmzContentSHA256Mismatch
 
 PAYLOAD = bytes(range(256)) * 300
@@ -103,3 +104,28 @@ def test_truncated_chunked_body_is_incomplete() -> None:
     body = RequestBody(pieces(framed), {"content-encoding": "aws-chunked"})
     with pytest.raises(IncompleteBody):
         asyncio.run(drain(body))
+
+
+def test_large_body_is_batched_and_verified_off_the_event_loop() -> None:
+    big = os.urandom(2 * BATCH + 4321)
+    headers = {
+        "x-amz-content-sha256": hashlib.sha256(big).hexdigest(),
+        "content-length": str(len(big)),
+        "content-md5": base64.b64encode(hashlib.md5(big, usedforsecurity=False).digest()).decode(),
+        "x-amz-checksum-crc32": crc32_b64(big),
+    }
+
+    async def batches(body: RequestBody) -> list[bytes]:
+        return [c async for c in body]
+
+    body = RequestBody(pieces(big, 64 * 1024), headers)
+    got = asyncio.run(batches(body))
+    assert b"".join(got) == big
+    assert [len(c) for c in got[:-1]] == [BATCH, BATCH]
+    assert body.seal() == {"CRC32": crc32_b64(big)}
+
+    corrupt = big[:-1] + bytes([big[-1] ^ 1])
+    bad = RequestBody(pieces(corrupt, 64 * 1024), headers)
+    asyncio.run(batches(bad))
+    with pytest.raises(XAmzContentSHA256Mismatch):
+        bad.seal()

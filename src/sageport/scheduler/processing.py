@@ -1,0 +1,60 @@
+"""The processing kind of job: inputs at their LocalPaths in, outputs to their S3Uris out."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from sageport.backends.base import LaunchSpec
+from sageport.catalog import Catalog
+from sageport.scheduler.allocator import HostGrant, HostRequest
+from sageport.scheduler.hosts import JobContext, host_dirs
+from sageport.scheduler.processing_hosts import (
+    processing_host_names,
+    processing_launch_spec,
+    stage_processing_host,
+    upload_outputs,
+)
+from sageport.services.admission import processing_hosts
+from sageport.storage.objectstore import ObjectStore
+
+EXIT_MESSAGE_LIMIT = 1024
+
+
+class ProcessingKind:
+    label = "processing job"
+    folder = "processing"
+    log_group = "/aws/sagemaker/ProcessingJobs"
+
+    def hosts(self, catalog: Catalog, spec: Mapping[str, Any]) -> list[HostRequest]:
+        return processing_hosts(catalog, spec)
+
+    def host_names(self, spec: Mapping[str, Any]) -> list[str]:
+        return processing_host_names(spec)
+
+    async def stage(self, ctx: JobContext, host: str, store: ObjectStore) -> tuple[int, int]:
+        return await stage_processing_host(ctx, host, store)
+
+    def launch(self, ctx: JobContext, host: str, grant: HostGrant) -> tuple[LaunchSpec, list[str]]:
+        return processing_launch_spec(ctx, host, grant)
+
+    async def progress(self, ctx: JobContext, store: ObjectStore, seen: dict[str, list[float]]) -> None:
+        """``Continuous`` outputs: upload files as they appear or change."""
+        await upload_outputs(ctx, store, processing_host_names(ctx.spec), seen)
+
+    async def store_outputs(self, ctx: JobContext, store: ObjectStore, hosts: Sequence[str]) -> dict[str, Any]:
+        await upload_outputs(ctx, store, list(hosts))
+        out: dict[str, Any] = {}
+        # /opt/ml/output/message: the container's own words, shown as ExitMessage.
+        message = host_dirs(ctx, hosts[0])[0] / "output" / "message"
+        if message.is_file():
+            out["exit_message"] = message.read_text(errors="replace")[:EXIT_MESSAGE_LIMIT]
+        return out
+
+    def metric_definitions(self, spec: Mapping[str, Any]) -> list[dict[str, str]]:
+        return []
+
+    @staticmethod
+    def has_continuous_outputs(spec: Mapping[str, Any]) -> bool:
+        outputs = (spec.get("ProcessingOutputConfig") or {}).get("Outputs") or []
+        return any((o.get("S3Output") or {}).get("S3UploadMode") == "Continuous" for o in outputs)

@@ -1,0 +1,51 @@
+"""Processing jobs: what the API adds to the shared job life cycle (``services.jobs``).
+
+A processing job shows only ``ProcessingJobStatus``; its finer steps (queued, staging,
+running, uploading) are the same stored secondary statuses as a training job's.
+``DescribeProcessingJob`` must carry ``ProcessingResources`` (the SDK's ``wait`` reads
+``ClusterConfig.InstanceCount``), which it does because the spec is echoed.
+"""
+
+from __future__ import annotations
+
+import builtins
+from datetime import datetime
+from typing import Any
+
+from sageport.domain import training as T
+from sageport.services.jobs import JobService, secondary_of
+from sageport.store.resources import HistoryEntry, Resource
+
+
+class ProcessingJobService(JobService):
+    kind = "ProcessingJob"
+    arn_type = "processing-job"
+    name_field = "ProcessingJobName"
+    arn_field = "ProcessingJobArn"
+    summaries_field = "ProcessingJobSummaries"
+    label = "processing job"
+
+    def check(self, params: dict[str, Any]) -> None:
+        self._admission.check_processing(params)
+
+    def summary(self, job: Resource) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "ProcessingJobName": job.name,
+            "ProcessingJobArn": job.arn,
+            "CreationTime": job.created_at,
+            "LastModifiedTime": job.modified_at,
+            "ProcessingJobStatus": T.primary(secondary_of(job)).value,
+        }
+        for key, field in (("ended_at", "ProcessingEndTime"), ("failure_reason", "FailureReason"),
+                           ("exit_message", "ExitMessage")):
+            if job.extra.get(key):
+                out[field] = job.extra[key]
+        return out
+
+    def describe_job(
+        self, job: Resource, hist: builtins.list[HistoryEntry], now: datetime
+    ) -> dict[str, Any]:
+        out: dict[str, Any] = {**job.spec, **self.summary(job)}
+        if job.extra.get("started_at"):
+            out["ProcessingStartTime"] = job.extra["started_at"]
+        return out
