@@ -209,3 +209,26 @@ def test_a_bad_fake_spec_stops_the_server_with_a_clear_message(tmp_path: Path, w
     assert "SAGEPORT_FAKE_GPUS=" in done.stderr
     assert "does not parse" in done.stderr
     assert time.monotonic() - started < 30
+
+
+def test_jobs_describe_shows_the_gpus_and_their_telemetry(tmp_path: Path) -> None:
+    server = start_server(
+        tmp_path / "data",
+        'fake_gpus = "2"\ngpu_sample_interval_seconds = 0.2\n',
+    )
+    try:
+        job = run_job(server, "ml.g4dn.xlarge", sleep=1.5)
+        wait(server, job["name"])
+        out = subprocess.run(
+            [sys.executable, "-m", "sageport", "jobs", "describe", job["name"], "--data-dir", str(server.data_dir)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert out.returncode == 0, out.stderr
+        assert "GPUs" in out.stdout
+        assert "[0]" in out.stdout
+        assert "  GPU 0" in out.stdout  # the fake sampler's readings were kept and summarized
+        assert "samples" in out.stdout
+    finally:
+        server.stop()

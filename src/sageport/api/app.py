@@ -21,6 +21,7 @@ from starlette.routing import Route
 from sageport.api import credentials
 from sageport.api.auth import AuthFailure, Scope, SignedRequest, Verifier, request_scope
 from sageport.api.dispatch import RequestContext, collect
+from sageport.api.extensions import PREFIX, ExtensionProtocol
 from sageport.api.handlers import (
     endpoint_configs,
     endpoints,
@@ -63,6 +64,7 @@ class Router:
         self.logs = JsonProtocol(
             "logs", "Logs_20140328", collect(*LOGS_MODULES), service_models, validator
         )
+        self.extensions = ExtensionProtocol("sagemaker", "", {}, service_models, validator)
         self.runtime = RuntimeProtocol(services.router, services.upstream, _status_of(services))
         self.sts = StsProtocol()
         self.s3 = S3Protocol(services)
@@ -70,6 +72,8 @@ class Router:
     def pick(self, request: Request, scope: Scope | None) -> WireProtocol:
         target = request.headers.get("x-amz-target", "")
         service = scope.service if scope else ""
+        if request.url.path.startswith(PREFIX):
+            return self.extensions
         if target.startswith("Logs_") or service == "logs":
             return self.logs
         if target or (service == "sagemaker" and request.url.path == "/"):

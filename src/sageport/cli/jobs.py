@@ -44,6 +44,30 @@ def client(settings: Settings, service: str) -> Any:
     )
 
 
+def sageport_api(settings: Settings, path: str) -> dict[str, Any]:
+    """GET sageport's own API (``/_sageport/<path>``), signed like every request."""
+    import urllib.request
+
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    from sageport.api.credentials import load_or_create
+    from sageport.cli.serverinfo import read_endpoint_url
+
+    key = load_or_create(settings.credentials_file)[0]
+    req = AWSRequest(method="GET", url=f"{read_endpoint_url(settings)}/_sageport/{path}")
+    SigV4Auth(Credentials(key.access_key_id, key.secret_access_key), "sagemaker", _region(settings)).add_auth(req)
+    prepared = req.prepare()
+    http = urllib.request.Request(prepared.url, headers=dict(prepared.headers), method="GET")
+    try:
+        with urllib.request.urlopen(http, timeout=10) as resp:  # noqa: S310 - our own server
+            data: dict[str, Any] = json.loads(resp.read())
+            return data
+    except OSError:
+        return {}  # an older server, or none: describe still shows the rest
+
+
 def _region(settings: Settings) -> str:
     try:
         return str(json.loads(settings.server_file.read_text())["region"])
@@ -149,6 +173,19 @@ def describe_job(settings: Settings, name: str, as_json: bool) -> int:
         ]
         if job.get("FailureReason"):
             fields.append(("Failure", job["FailureReason"]))
+        gpu = sageport_api(settings, f"training-jobs/{name}/gpu")
+        fields.append(("GPUs", ", ".join(str(g) for g in gpu.get("Gpus", [])) or "none"))
+        for row in gpu.get("Summary", []):
+            fields.append(
+                (
+                    f"  GPU {row['gpu']}",
+                    f"{row['samples']} samples, mean {row['mean_utilization_percent']}% "
+                    f"peak {row['max_utilization_percent']}% util, "
+                    f"peak {row['max_memory_used_mib']} MiB",
+                )
+            )
+        if gpu.get("IdleWarning"):
+            fields.append(("  WARNING", gpu["IdleWarning"]))
         for t in job.get("SecondaryStatusTransitions") or []:
             fields.append(
                 ("  " + t["Status"], f"{_when(t.get('StartTime'))}  {t.get('StatusMessage', '')}")

@@ -1,0 +1,41 @@
+"""sageport's own read-only API, beside the AWS ones: what SageMaker has no field for.
+
+``GET /_sageport/training-jobs/<name>/gpu`` answers a job's GPU telemetry summary (per GPU:
+samples, mean and peak utilization, peak memory) and the idle-GPU warning, for
+``sageport jobs describe``. Requests are SigV4-signed like every other (service
+``sagemaker``); errors are JSON 1.1 errors.
+"""
+
+from __future__ import annotations
+
+import json
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+
+from sageport.api.dispatch import RequestContext
+from sageport.api.jsonproto import JsonProtocol
+from sageport.errors import ValidationException
+from sageport.scheduler.telemetry import summarize
+
+PREFIX = "/_sageport/"
+
+
+class ExtensionProtocol(JsonProtocol):
+    """JSON errors and SigV4 like the control plane; a path instead of X-Amz-Target."""
+
+    async def handle(self, request: Request, ctx: RequestContext, body: bytes | None) -> Response:
+        parts = request.url.path[len(PREFIX) :].strip("/").split("/")
+        if request.method != "GET" or len(parts) != 3 or parts[0] != "training-jobs" or parts[2] != "gpu":
+            raise ValidationException(f"Unknown sageport API path {request.url.path}")
+        job = await run_in_threadpool(ctx.services.training.get, parts[1])
+        telemetry = job.extra.get("gpu_telemetry") or {}
+        payload = {
+            "TrainingJobName": job.name,
+            "Gpus": [g.get("gpus", []) for g in job.extra.get("grants") or []],
+            "Summary": summarize(telemetry),
+            "Notes": telemetry.get("notes", []),
+            "IdleWarning": job.extra.get("gpu_idle_warning"),
+        }
+        return Response(json.dumps(payload), media_type="application/json")
