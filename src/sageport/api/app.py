@@ -146,8 +146,8 @@ def create_app(settings: Settings, services: Services | None = None) -> Starlett
             body = await _read_body(request, settings.max_json_body_bytes) if protocol.signs_body else None
             try:
                 scope = verifier.verify(signed, body, svc.clock.now())
-            except AuthFailure as failure:
-                raise protocol.auth_error(failure) from None
+            except AuthFailure as refused:
+                raise protocol.auth_error(refused) from None
             ctx = RequestContext(
                 services=svc,
                 region=settings.region,
@@ -160,8 +160,8 @@ def create_app(settings: Settings, services: Services | None = None) -> Starlett
             return protocol.error_response(err, request, request_id)
         except Exception as exc:
             log.exception("unexpected error serving %s %s", request.method, request.url.path)
-            err = InternalFailure(f"sageport failed to serve the request: {type(exc).__name__}")
-            return protocol.error_response(err, request, request_id)
+            bug = InternalFailure(f"sageport failed to serve the request: {type(exc).__name__}")
+            return protocol.error_response(bug, request, request_id)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

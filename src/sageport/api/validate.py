@@ -72,11 +72,11 @@ class Validator:
     def _walk(self, shape: Shape, value: Any, path: str, errors: list[str]) -> Any:
         kind = shape.type_name
         if kind == "structure":
-            return self._structure(shape, value, path, errors)  # type: ignore[arg-type]
+            return self._structure(shape, value, path, errors)
         if kind == "list":
-            return self._list(shape, value, path, errors)  # type: ignore[arg-type]
+            return self._list(shape, value, path, errors)
         if kind == "map":
-            return self._map(shape, value, path, errors)  # type: ignore[arg-type]
+            return self._map(shape, value, path, errors)
         return self._scalar(shape, value, path, errors)
 
     def _structure(self, shape: StructureShape, value: Any, path: str, errors: list[str]) -> Any:

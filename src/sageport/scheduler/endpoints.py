@@ -30,7 +30,7 @@ from sageport.scheduler.hosts import INHERITED_ENV, _gpu_env
 from sageport.serving.router import Replica, Router, Routes, Variant
 from sageport.serving.upstream import UpstreamError, UpstreamPool
 from sageport.services.admission import host_request
-from sageport.services.endpoints import EndpointService
+from sageport.services.endpoints import EndpointService, status_of
 from sageport.services.logs import LogService
 from sageport.services.models import ModelService
 from sageport.storage.objectstore import ObjectStore
@@ -96,7 +96,7 @@ class EndpointRunner:
                 continue
             try:
                 self._restore(ep)
-                status = E(ep.status)
+                status = status_of(ep)
                 if status is E.CREATING:
                     self._spawn(ep.name, self._create(ep))
                 elif status is E.IN_SERVICE:
@@ -153,7 +153,7 @@ class EndpointRunner:
         for vname in dict.fromkeys([*defaults, *(r["variant"] for r in current)]):
             ready = [Replica(r["id"], "127.0.0.1", r["port"]) for r in current if r["variant"] == vname and r.get("ready")]
             variants.append(Variant(vname, float(weights.get(vname, defaults.get(vname, 1.0))), ready))
-        self.router.set(ep.name, Routes(ep.status, variants))
+        self.router.set(ep.name, Routes(status_of(ep).value, variants))
 
     # -- creating ---------------------------------------------------------------------
 
@@ -184,7 +184,7 @@ class EndpointRunner:
         while grants is None:
             self._note(ep.name, self.allocator.waiting_for(requests))
             await asyncio.sleep(0.5)
-            if E(self.endpoints.get(ep.name).status) is E.DELETING:
+            if status_of(self.endpoints.get(ep.name)) is E.DELETING:
                 raise StatusConflict("Endpoint", ep.name, None, "Deleting")
             grants = self.allocator.try_allocate(owner, requests)
         replicas: list[dict[str, Any]] = []
@@ -304,7 +304,7 @@ class EndpointRunner:
             self.endpoints.set_extra(ep.name, {key: replicas})
             if time.monotonic() > deadline:
                 raise BringUpFailed(f"The model servers did not answer /ping within {self.config.start_timeout_s:.0f} s.")
-            if E(self.endpoints.get(ep.name).status) is E.DELETING:
+            if status_of(self.endpoints.get(ep.name)) is E.DELETING:
                 raise BringUpFailed("deleted while starting")
             await asyncio.sleep(0.1)
 
@@ -368,7 +368,7 @@ class EndpointRunner:
             await asyncio.sleep(0.05)
 
     async def _roll_back(self, ep: Resource, reason: str) -> None:
-        current = E(self.endpoints.get(ep.name).status)
+        current = status_of(self.endpoints.get(ep.name))
         if current is E.UPDATING:
             self.endpoints.move(ep.name, E.UPDATING, E.ROLLING_BACK, "Rolling back: the new configuration failed")
         pending = self.endpoints.get(ep.name).extra.get("pending_replicas") or []

@@ -106,6 +106,9 @@ def processing_launch_spec(job: JobContext, host: str, grant: HostGrant) -> tupl
             # `pip install` inside the job lands in this host's overlay, never the server's env.
             "PIP_TARGET": overlay,
             "PYTHONPATH": overlay,
+            # Shell entrypoints (FrameworkProcessor's runproc.sh) call `python` and `pip` by
+            # name: those must be the mapped runtime's, as they would be in the image.
+            "PATH": os.pathsep.join(p for p in (str(Path(runtime.python).parent), env.get("PATH", "")) if p),
         }
     )
     if job.sandbox:

@@ -93,6 +93,13 @@ class Admission:
         self.check_hosts(hosts)
         app = spec.get("AppSpecification") or {}
         self.check_image(app.get("ImageUri"), "AppSpecification.ImageUri")
+        if not app.get("ContainerEntrypoint"):
+            # A real container falls back to its image's ENTRYPOINT; a mapped runtime has none.
+            raise ValidationException(
+                "AppSpecification.ContainerEntrypoint must be given (e.g. [\"python3\", "
+                "\"/opt/ml/processing/input/code/process.py\"]): sageport runs no container "
+                "image, so there is no default command."
+            )
         check_local_paths(spec)
         for item in spec.get("ProcessingInputs") or []:
             s3 = item.get("S3Input")
@@ -103,6 +110,12 @@ class Admission:
             if s3 and s3.get("S3InputMode") == "Pipe":
                 raise ValidationException(
                     f"Input {item['InputName']}: Pipe input mode is not supported by sageport yet; use File."
+                )
+            if s3 and s3.get("S3CompressionType") == "Gzip":
+                # As in SageMaker: Gzip only decompresses a Pipe-mode stream.
+                raise ValidationException(
+                    f"Input {item['InputName']}: S3CompressionType Gzip is only valid with "
+                    "S3InputMode Pipe; use None with File mode."
                 )
         return hosts
 

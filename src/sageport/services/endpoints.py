@@ -160,7 +160,7 @@ class EndpointService:
         if endpoint.status == E.DELETING:
             return {}
         try:
-            self.move(name, EndpointStatus(endpoint.status), E.DELETING, "Stopping model servers")
+            self.move(name, status_of(endpoint), E.DELETING, "Stopping model servers")
         except (StatusConflict, ValidationException):
             return self.delete(params)  # it moved meanwhile; try again from where it is now
         self.wake()
@@ -196,6 +196,13 @@ class EndpointService:
 
     def config(self, name: str) -> Resource:
         return self._configs.get(name)
+
+
+def status_of(endpoint: Resource) -> EndpointStatus:
+    """An endpoint's status; every endpoint has one from the moment it is created."""
+    if endpoint.status is None:
+        raise ValueError(f"endpoint {endpoint.name} has no status")
+    return EndpointStatus(endpoint.status)
 
 
 def _summary(endpoint: Resource) -> dict[str, Any]:

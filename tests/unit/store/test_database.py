@@ -4,6 +4,7 @@ import threading
 import time
 from datetime import UTC, datetime
 
+import pytest
 from sqlalchemy import text
 
 from sageport.store import resources
@@ -12,6 +13,8 @@ from sageport.store.resources import ResourceFilter
 
 
 def test_sqlite_pragmas_are_set(db: Database) -> None:
+    if not db.is_sqlite:
+        pytest.skip("SQLite pragmas: this database is PostgreSQL")
     with db.begin() as conn:
         assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
         assert conn.execute(text("PRAGMA foreign_keys")).scalar() == 1
