@@ -108,7 +108,12 @@ class RuntimeProtocol:
             ) from None
         finally:
             replica.outstanding -= 1
-        out_headers = {"x-Amzn-Invoked-Production-Variant": variant.name}
+        # The model's content type passes through as it is: Starlette's media_type would append
+        # "; charset=utf-8" to text/* types, and clients compare ContentType exactly.
+        out_headers = {
+            "x-Amzn-Invoked-Production-Variant": variant.name,
+            "content-type": resp.headers.get("content-type", "application/json"),
+        }
         if "x-amzn-sagemaker-custom-attributes" in resp.headers:
             out_headers["X-Amzn-SageMaker-Custom-Attributes"] = resp.headers["x-amzn-sagemaker-custom-attributes"]
         if resp.status >= 400:
@@ -121,11 +126,7 @@ class RuntimeProtocol:
                 OriginalMessage=text,
                 LogStreamArn=self._log_arn(ctx, name),
             )
-        return Response(
-            resp.body,
-            media_type=resp.headers.get("content-type", "application/json"),
-            headers=out_headers,
-        )
+        return Response(resp.body, headers=out_headers)
 
     async def _no_route(self, name: str, ctx: RequestContext, exc: NoRoute) -> AwsError:
         if exc.kind == "variant":
