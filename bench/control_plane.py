@@ -49,18 +49,24 @@ class Target:
             region_name="us-east-1",
             aws_access_key_id=self.keys[0],
             aws_secret_access_key=self.keys[1],
-            config=Config(retries={"max_attempts": 1}, max_pool_connections=64, s3={"addressing_style": "path"}),
+            config=Config(
+                retries={"max_attempts": 1},
+                max_pool_connections=64,
+                s3={"addressing_style": "path"},
+            ),
         )
 
 
 def start_moto(tmp: Path) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     log = open(tmp / "moto.log", "wb")  # noqa: SIM115 - lives as long as the process
-    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-p", str(port)], stdout=log, stderr=log)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-p", str(port)], stdout=log, stderr=log
+    )
     url = f"http://127.0.0.1:{port}"
     for _ in range(200):
         try:
-            urllib.request.urlopen(url + "/moto-api/", timeout=1)  # noqa: S310 - loopback
+            urllib.request.urlopen(url + "/moto-api/", timeout=1)
             return proc, url
         except OSError:
             time.sleep(0.05)
@@ -97,15 +103,23 @@ def run(concurrency: int, count: int, op: Callable[[int], Any]) -> dict[str, flo
 def bench_target(t: Target, quick: bool, large_concurrency: list[int]) -> dict[str, Any]:
     sm, s3 = t.client("sagemaker"), t.client("s3")
     out: dict[str, Any] = {}
-    sm.create_model(ModelName="bench-model", ExecutionRoleArn=ROLE, PrimaryContainer={"Image": "img:latest"})
+    sm.create_model(
+        ModelName="bench-model", ExecutionRoleArn=ROLE, PrimaryContainer={"Image": "img:latest"}
+    )
     s3.create_bucket(Bucket="bench")
     n = 200 if quick else 2000
     for c in (1, 16):
-        out[f"DescribeModel c={c}"] = run(c, n, lambda _i: sm.describe_model(ModelName="bench-model"))
+        out[f"DescribeModel c={c}"] = run(
+            c, n, lambda _i: sm.describe_model(ModelName="bench-model")
+        )
     small = os.urandom(1024)
     for c in (1, 16):
-        out[f"PutObject 1KiB c={c}"] = run(c, n, lambda i: s3.put_object(Bucket="bench", Key=f"small/{i}", Body=small))
-        out[f"GetObject 1KiB c={c}"] = run(c, n, lambda i: s3.get_object(Bucket="bench", Key=f"small/{i}")["Body"].read())
+        out[f"PutObject 1KiB c={c}"] = run(
+            c, n, lambda i: s3.put_object(Bucket="bench", Key=f"small/{i}", Body=small)
+        )
+        out[f"GetObject 1KiB c={c}"] = run(
+            c, n, lambda i: s3.get_object(Bucket="bench", Key=f"small/{i}")["Body"].read()
+        )
     large(s3, quick, large_concurrency, out)
     return out
 
@@ -148,7 +162,10 @@ def bench_floor(path: Path, quick: bool, large_concurrency: list[int]) -> dict[s
 
 
 def largest_object(data_dir: Path) -> Path:
-    files = sorted((p for p in (data_dir / "objects").rglob("*") if p.is_file()), key=lambda p: p.stat().st_size)
+    files = sorted(
+        (p for p in (data_dir / "objects").rglob("*") if p.is_file()),
+        key=lambda p: p.stat().st_size,
+    )
     return files[-1]
 
 
@@ -178,18 +195,26 @@ def table(results: dict[str, dict[str, Any]]) -> str:
             if r is None:
                 cells.append(f"{'-':>34}")
             elif "MiB_per_s" in r:
-                p50 = f"p50 {r['p50_ms'] / 1000:5.2f} s" if "p50_ms" in r else f"{r['wall_s']:9.2f} s"
+                p50 = (
+                    f"p50 {r['p50_ms'] / 1000:5.2f} s" if "p50_ms" in r else f"{r['wall_s']:9.2f} s"
+                )
                 cells.append(f"{r['MiB_per_s']:>16.0f} MiB/s {p50}")
             else:
-                cells.append(f"{r['ops_per_s']:>10.0f} ops/s p50 {r['p50_ms']:6.2f} ms p99 {r['p99_ms']:6.2f}")
+                cells.append(
+                    f"{r['ops_per_s']:>10.0f} ops/s p50 {r['p50_ms']:6.2f} ms p99 {r['p99_ms']:6.2f}"
+                )
         lines.append(f"{row:28}" + "".join(cells))
     return "\n".join(lines)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="fewer calls, 32 MiB instead of 256 MiB")
-    parser.add_argument("--large-concurrency", default="1,16", help="concurrencies for the large objects")
+    parser.add_argument(
+        "--quick", action="store_true", help="fewer calls, 32 MiB instead of 256 MiB"
+    )
+    parser.add_argument(
+        "--large-concurrency", default="1,16", help="concurrencies for the large objects"
+    )
     args = parser.parse_args()
     large_c = [int(x) for x in args.large_concurrency.split(",")]
     tmp = Path(tempfile.mkdtemp(prefix="sageport-bench-"))
@@ -198,10 +223,14 @@ def main() -> None:
     moto, moto_url = start_moto(tmp)
     try:
         results: dict[str, dict[str, Any]] = {}
-        results["sageport"] = bench_target(Target("sageport", sp.url, sp.keys, sp.data_dir), args.quick, large_c)
+        results["sageport"] = bench_target(
+            Target("sageport", sp.url, sp.keys, sp.data_dir), args.quick, large_c
+        )
         big = largest_object(sp.data_dir)
         results["sageport"]["disk read (same file)"] = disk_read(big)
-        results["moto"] = bench_target(Target("moto", moto_url, ("testing", "testing"), None), args.quick, large_c)
+        results["moto"] = bench_target(
+            Target("moto", moto_url, ("testing", "testing"), None), args.quick, large_c
+        )
         results["floor"] = bench_floor(big, args.quick, large_c)
     finally:
         sp.stop()

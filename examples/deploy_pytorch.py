@@ -27,7 +27,9 @@ with tempfile.TemporaryDirectory() as tmp:
     torch.save(weights, os.path.join(tmp, "model.pth"))
     with tarfile.open(os.path.join(tmp, "model.tar.gz"), "w:gz") as tar:
         tar.add(os.path.join(tmp, "model.pth"), arcname="model.pth")
-    model_data = session.upload_data(os.path.join(tmp, "model.tar.gz"), key_prefix="examples/deploy-pytorch")
+    model_data = session.upload_data(
+        os.path.join(tmp, "model.tar.gz"), key_prefix="examples/deploy-pytorch"
+    )
 
 # 2. the model and its endpoint
 model = PyTorchModel(

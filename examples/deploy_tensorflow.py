@@ -19,15 +19,21 @@ from sagemaker.tensorflow import TensorFlowModel
 session = sagemaker.Session()
 
 # 1. a tiny Keras model, exported as a SavedModel under 1/, packed as model.tar.gz
-model = tf.keras.Sequential([tf.keras.Input(shape=(4,)), tf.keras.layers.Dense(1, kernel_initializer="ones")])
+model = tf.keras.Sequential(
+    [tf.keras.Input(shape=(4,)), tf.keras.layers.Dense(1, kernel_initializer="ones")]
+)
 with tempfile.TemporaryDirectory() as tmp:
     model.export(os.path.join(tmp, "export", "1"))
     with tarfile.open(os.path.join(tmp, "model.tar.gz"), "w:gz") as tar:
         tar.add(os.path.join(tmp, "export", "1"), arcname="1")
-    model_data = session.upload_data(os.path.join(tmp, "model.tar.gz"), key_prefix="examples/deploy-tf")
+    model_data = session.upload_data(
+        os.path.join(tmp, "model.tar.gz"), key_prefix="examples/deploy-tf"
+    )
 
 # 2. the endpoint
-tf_model = TensorFlowModel(model_data=model_data, framework_version="2.13", sagemaker_session=session)
+tf_model = TensorFlowModel(
+    model_data=model_data, framework_version="2.13", sagemaker_session=session
+)
 predictor = tf_model.deploy(initial_instance_count=1, instance_type="ml.m5.large")
 
 # 3. predict (the TensorFlow predictor sends and reads JSON)

@@ -41,7 +41,9 @@ processor.run(
     logs=True,  # waits, printing the job's log
 )
 
-destination = processor.latest_job.describe()["ProcessingOutputConfig"]["Outputs"][0]["S3Output"]["S3Uri"]
+destination = processor.latest_job.describe()["ProcessingOutputConfig"]["Outputs"][0]["S3Output"][
+    "S3Uri"
+]
 bucket, prefix = destination.removeprefix("s3://").split("/", 1)
 body = boto3.client("s3").get_object(Bucket=bucket, Key=f"{prefix}/summary.json")["Body"].read()
 print("summary from S3:", json.loads(body))

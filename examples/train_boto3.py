@@ -81,7 +81,9 @@ for stream in logs.describe_log_streams(
     logGroupName="/aws/sagemaker/TrainingJobs", logStreamNamePrefix=f"{JOB}/"
 )["logStreams"]:
     events = logs.get_log_events(
-        logGroupName="/aws/sagemaker/TrainingJobs", logStreamName=stream["logStreamName"], startFromHead=True
+        logGroupName="/aws/sagemaker/TrainingJobs",
+        logStreamName=stream["logStreamName"],
+        startFromHead=True,
     )["events"]
     for event in events:
         print(event["message"])

@@ -17,7 +17,9 @@ if device == "cpu":
     print("no GPU visible to PyTorch")
 
 files = sorted(glob.glob("/opt/ml/processing/input/data/*.csv"))
-rows = torch.from_numpy(np.concatenate([np.loadtxt(f, delimiter=",", ndmin=2) for f in files])).to(device)
+rows = torch.from_numpy(np.concatenate([np.loadtxt(f, delimiter=",", ndmin=2) for f in files])).to(
+    device
+)
 summary = {"files": len(files), "rows": rows.shape[0], "mean": rows.mean(dim=0).tolist()}
 print(summary)
 

@@ -177,15 +177,11 @@ InvalidPart = _s3(
     "One or more of the specified parts could not be found. The part may not have been "
     "uploaded, or the specified entity tag may not match the part's entity tag.",
 )
-InvalidPartOrder = _s3(
-    "InvalidPartOrder", 400, "The list of parts was not in ascending order."
-)
+InvalidPartOrder = _s3("InvalidPartOrder", 400, "The list of parts was not in ascending order.")
 EntityTooSmall = _s3(
     "EntityTooSmall", 400, "Your proposed upload is smaller than the minimum allowed object size."
 )
-EntityTooLarge = _s3(
-    "EntityTooLarge", 400, "Your proposed upload exceeds the maximum allowed size"
-)
+EntityTooLarge = _s3("EntityTooLarge", 400, "Your proposed upload exceeds the maximum allowed size")
 MalformedXML = _s3(
     "MalformedXML",
     400,
@@ -200,19 +196,21 @@ XAmzContentSHA256Mismatch = _s3(
     "The provided 'x-amz-content-sha256' header does not match what was computed.",
 )
 IncompleteBody = _s3(
-    "IncompleteBody", 400, "You did not provide the number of bytes specified by the Content-Length HTTP header"
+    "IncompleteBody",
+    400,
+    "You did not provide the number of bytes specified by the Content-Length HTTP header",
 )
 MethodNotAllowed = _s3(
     "MethodNotAllowed", 405, "The specified method is not allowed against this resource."
 )
 NotImplementedS3 = _s3(
-    "NotImplemented", 501, "A header or operation you provided implies functionality that is not implemented"
+    "NotImplemented",
+    501,
+    "A header or operation you provided implies functionality that is not implemented",
 )
 PreconditionFailed = _s3(
     "PreconditionFailed", 412, "At least one of the pre-conditions you specified did not hold"
 )
-S3InternalError = _s3(
-    "InternalError", 500, "We encountered an internal error. Please try again."
-)
+S3InternalError = _s3("InternalError", 500, "We encountered an internal error. Please try again.")
 NotModified = _s3("NotModified", 304, "Not Modified")
 InvalidRequestS3 = _s3("InvalidRequest", 400, "Invalid Request")

@@ -88,7 +88,9 @@ class Settings:
         known = {f.name for f in fields(self)} - {"data_dir"}
         unknown = set(doc) - known
         if unknown:
-            raise ValueError(f"{self.settings_file}: unknown settings {sorted(unknown)}; known: {sorted(known)}")
+            raise ValueError(
+                f"{self.settings_file}: unknown settings {sorted(unknown)}; known: {sorted(known)}"
+            )
         return replace(self, **doc)
 
     @property

@@ -8,6 +8,7 @@ CreateEndpoint, and the tests poll DescribeEndpoint as ``EndpointInService`` wai
 
 from __future__ import annotations
 
+import contextlib
 import io
 import tarfile
 import textwrap
@@ -101,10 +102,8 @@ def torchscript_mlp(seed: int = 0) -> tuple[bytes, Any]:
 
 def upload(server: ServerProcess, key: str, data: bytes) -> str:
     s3 = server.client("s3")
-    try:
+    with contextlib.suppress(s3.exceptions.BucketAlreadyOwnedByYou):
         s3.create_bucket(Bucket=BUCKET)
-    except s3.exceptions.BucketAlreadyOwnedByYou:
-        pass
     s3.put_object(Bucket=BUCKET, Key=key, Body=data)
     return f"s3://{BUCKET}/{key}"
 
@@ -127,7 +126,11 @@ def create_model(
 
 
 def create_config(
-    server: ServerProcess, name: str, model: str, count: int = 1, instance_type: str = "ml.t2.medium"
+    server: ServerProcess,
+    name: str,
+    model: str,
+    count: int = 1,
+    instance_type: str = "ml.t2.medium",
 ) -> str:
     server.client("sagemaker").create_endpoint_config(
         EndpointConfigName=name,

@@ -26,7 +26,10 @@ def s3_input(name: str, uri: str, local_path: str, **extra: str) -> dict[str, An
 
 
 def s3_output(name: str, uri: str, local_path: str, mode: str = "EndOfJob") -> dict[str, Any]:
-    return {"OutputName": name, "S3Output": {"S3Uri": uri, "LocalPath": local_path, "S3UploadMode": mode}}
+    return {
+        "OutputName": name,
+        "S3Output": {"S3Uri": uri, "LocalPath": local_path, "S3UploadMode": mode},
+    }
 
 
 def processing_request(
@@ -42,7 +45,9 @@ def processing_request(
     **overrides: Any,
 ) -> dict[str, Any]:
     """A ``CreateProcessingJob`` request as ``ScriptProcessor.run(code=...)`` sends it."""
-    code_uri = put_objects(server, f"{name}/input/code", {"process.py": textwrap.dedent(script).encode()})
+    code_uri = put_objects(
+        server, f"{name}/input/code", {"process.py": textwrap.dedent(script).encode()}
+    )
     request: dict[str, Any] = {
         "ProcessingJobName": name,
         "RoleArn": ROLE,
@@ -82,21 +87,28 @@ def wait(server: ServerProcess, name: str, timeout: float = 60.0) -> dict[str, A
         if job["ProcessingJobStatus"] in TERMINAL:
             return dict(job)
         if time.monotonic() > deadline:
-            raise AssertionError(f"{name} still {job['ProcessingJobStatus']} after {timeout}s:\n{log_text(server, name)}")
+            raise AssertionError(
+                f"{name} still {job['ProcessingJobStatus']} after {timeout}s:\n{log_text(server, name)}"
+            )
         time.sleep(0.05)
 
 
 def log_lines(server: ServerProcess, name: str) -> list[str]:
     """Every event of every log stream of the job in ``/aws/sagemaker/ProcessingJobs``."""
     logs = server.client("logs")
-    streams = logs.describe_log_streams(logGroupName=LOG_GROUP, logStreamNamePrefix=f"{name}/")["logStreams"]
+    streams = logs.describe_log_streams(logGroupName=LOG_GROUP, logStreamNamePrefix=f"{name}/")[
+        "logStreams"
+    ]
     lines: list[str] = []
     for stream in streams:
         token = None
         while True:
             kwargs: dict[str, Any] = {"nextToken": token} if token else {}
             page = logs.get_log_events(
-                logGroupName=LOG_GROUP, logStreamName=stream["logStreamName"], startFromHead=True, **kwargs
+                logGroupName=LOG_GROUP,
+                logStreamName=stream["logStreamName"],
+                startFromHead=True,
+                **kwargs,
             )
             lines.extend(e["message"] for e in page["events"])
             if not page["events"] or page["nextForwardToken"] == token:

@@ -20,8 +20,6 @@ from typing import Any
 import numpy as np
 import pytest
 from botocore.exceptions import ClientError
-
-from sageport.cli.process import ServerProcess
 from endpoint_helpers import (
     TENSORFLOW_IMAGE,
     create_config,
@@ -34,6 +32,8 @@ from endpoint_helpers import (
     unique,
     wait_status,
 )
+
+from sageport.cli.process import ServerProcess
 
 
 def invoke(server: ServerProcess, name: str, body: bytes | str, **kwargs: Any) -> dict[str, Any]:
@@ -319,7 +319,9 @@ def test_a_tensorflow_saved_model_answers_the_tf_serving_json_form(
             return {"y": x * 2.0}
 
     module = Double()
-    tf.saved_model.save(module, str(tmp_path / "1"), signatures={"serving_default": module.__call__})
+    tf.saved_model.save(
+        module, str(tmp_path / "1"), signatures={"serving_default": module.__call__}
+    )
     files = {
         str(p.relative_to(tmp_path)): p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()
     }

@@ -117,7 +117,9 @@ def test_inputs_staged_outputs_uploaded_config_written(server: ServerProcess) ->
 
 def test_single_object_input_and_manifest_file(server: ServerProcess) -> None:
     name = unique("proc-obj")
-    base = put_objects(server, f"{name}/data", {"one.txt": b"one", "two.txt": b"two", "skip.txt": b"no"})
+    base = put_objects(
+        server, f"{name}/data", {"one.txt": b"one", "two.txt": b"two", "skip.txt": b"no"}
+    )
     manifest = json.dumps([{"prefix": base}, "one.txt", "two.txt"]).encode()
     put_objects(server, f"{name}/manifest", {"list.manifest": manifest})
     script = """
@@ -188,7 +190,9 @@ def test_without_a_sandbox_opt_ml_paths_still_work(bare_server: ServerProcess) -
         arguments=["/opt/ml/processing/input/data", "/opt/ml/processing/output"],
     )
     job = wait(server, name)
-    assert job["ProcessingJobStatus"] == "Completed", job.get("FailureReason") or log_text(server, name)
+    assert job["ProcessingJobStatus"] == "Completed", job.get("FailureReason") or log_text(
+        server, name
+    )
     assert objects(server, f"{name}/out/") == {"out.txt": b"cba"}
 
 
@@ -219,7 +223,9 @@ def test_continuous_outputs_upload_while_the_job_runs(server: ServerProcess) -> 
         name,
         script,
         outputs=[
-            s3_output("ckpt", f"s3://{BUCKET}/{name}/ckpt", "/opt/ml/processing/checkpoints", "Continuous")
+            s3_output(
+                "ckpt", f"s3://{BUCKET}/{name}/ckpt", "/opt/ml/processing/checkpoints", "Continuous"
+            )
         ],
     )
     sm = server.client("sagemaker")
@@ -245,7 +251,10 @@ def test_stop_ends_a_running_job(server: ServerProcess) -> None:
     submit(server, name, script)
     wait_log(server, name, "running")
     sm.stop_processing_job(ProcessingJobName=name)
-    assert sm.describe_processing_job(ProcessingJobName=name)["ProcessingJobStatus"] in ("Stopping", "Stopped")
+    assert sm.describe_processing_job(ProcessingJobName=name)["ProcessingJobStatus"] in (
+        "Stopping",
+        "Stopped",
+    )
     job = wait(server, name, timeout=30)
     assert job["ProcessingJobStatus"] == "Stopped"
     assert "got SIGTERM" in log_lines(server, name)
@@ -258,14 +267,18 @@ def test_script_that_raises_fails_with_its_traceback_tail(server: ServerProcess)
     job = wait(server, name)
     assert job["ProcessingJobStatus"] == "Failed"
     assert "ValueError: bad row 7" in job["FailureReason"]
-    summary = server.client("sagemaker").list_processing_jobs(NameContains=name)["ProcessingJobSummaries"]
+    summary = server.client("sagemaker").list_processing_jobs(NameContains=name)[
+        "ProcessingJobSummaries"
+    ]
     assert [s["ProcessingJobStatus"] for s in summary] == ["Failed"]
     assert "bad row 7" in summary[0]["FailureReason"]
 
 
 def test_max_runtime_ends_the_job(server: ServerProcess) -> None:
     name = unique("proc-maxrt")
-    submit(server, name, "import time; time.sleep(60)\n", StoppingCondition={"MaxRuntimeInSeconds": 1})
+    submit(
+        server, name, "import time; time.sleep(60)\n", StoppingCondition={"MaxRuntimeInSeconds": 1}
+    )
     job = wait(server, name, timeout=30)
     assert job["ProcessingJobStatus"] == "Stopped"
 
@@ -273,7 +286,12 @@ def test_max_runtime_ends_the_job(server: ServerProcess) -> None:
 def test_empty_input_prefix_fails_naming_the_uri(server: ServerProcess) -> None:
     name = unique("proc-empty")
     uri = f"s3://{BUCKET}/{name}/nothing-here/"
-    submit(server, name, "print('never')\n", inputs=[s3_input("data", uri, "/opt/ml/processing/input/data")])
+    submit(
+        server,
+        name,
+        "print('never')\n",
+        inputs=[s3_input("data", uri, "/opt/ml/processing/input/data")],
+    )
     job = wait(server, name)
     assert job["ProcessingJobStatus"] == "Failed"
     assert uri in job["FailureReason"]
@@ -282,7 +300,9 @@ def test_empty_input_prefix_fails_naming_the_uri(server: ServerProcess) -> None:
 def test_output_folder_left_empty_uploads_nothing(server: ServerProcess) -> None:
     name = unique("proc-noout")
     outputs = [s3_output("out", f"s3://{BUCKET}/{name}/out", "/opt/ml/processing/output")]
-    submit(server, name, "import shutil; shutil.rmtree('/opt/ml/processing/output')\n", outputs=outputs)
+    submit(
+        server, name, "import shutil; shutil.rmtree('/opt/ml/processing/output')\n", outputs=outputs
+    )
     job = wait(server, name)
     assert job["ProcessingJobStatus"] == "Completed", job.get("FailureReason")
     assert objects(server, f"{name}/out") == {}
@@ -302,7 +322,12 @@ def test_sharded_input_splits_across_instances(server: ServerProcess) -> None:
         name,
         script,
         inputs=[
-            s3_input("data", data, "/opt/ml/processing/input/data", S3DataDistributionType="ShardedByS3Key")
+            s3_input(
+                "data",
+                data,
+                "/opt/ml/processing/input/data",
+                S3DataDistributionType="ShardedByS3Key",
+            )
         ],
         outputs=[s3_output("out", f"s3://{BUCKET}/{name}/out", "/opt/ml/processing/output")],
         instance_count=2,
@@ -345,7 +370,9 @@ def test_overlapping_local_paths_are_refused(server: ServerProcess) -> None:
 def test_relative_local_path_is_refused(server: ServerProcess) -> None:
     name = unique("proc-rel")
     data = put_objects(server, f"{name}/data", {"a": b"a"})
-    request = processing_request(server, name, "print(1)\n", inputs=[s3_input("data", data, "data/in")])
+    request = processing_request(
+        server, name, "print(1)\n", inputs=[s3_input("data", data, "data/in")]
+    )
     assert "absolute" in _refused(server, name, request)
 
 
@@ -379,7 +406,9 @@ def test_gpu_instance_type_on_a_cpu_machine_is_refused(server: ServerProcess) ->
 
 
 def test_describe_unknown_job(server: ServerProcess) -> None:
-    error = _error(server.client("sagemaker").describe_processing_job, ProcessingJobName="no-such-proc-job")
+    error = _error(
+        server.client("sagemaker").describe_processing_job, ProcessingJobName="no-such-proc-job"
+    )
     assert error == {"Code": "ValidationException", "Message": "Requested resource not found."}
 
 
@@ -409,7 +438,10 @@ def test_list_filters_and_sorts(server: ServerProcess) -> None:
     assert len(paged["ProcessingJobSummaries"]) == 2
     rest = sm.list_processing_jobs(NameContains=tag, MaxResults=2, NextToken=paged["NextToken"])
     assert len(rest["ProcessingJobSummaries"]) == 1
-    assert sm.list_processing_jobs(NameContains=tag, StatusEquals="Failed")["ProcessingJobSummaries"] == []
+    assert (
+        sm.list_processing_jobs(NameContains=tag, StatusEquals="Failed")["ProcessingJobSummaries"]
+        == []
+    )
 
 
 def test_logs_name_the_job_and_host(server: ServerProcess, tmp_path: Path) -> None:

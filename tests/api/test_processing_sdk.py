@@ -43,7 +43,9 @@ PROCESS = """
 def gpu_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     """Four fake 80 GB GPUs; CPU and memory accounting loose so an ml.g5 host fits."""
     data = tmp_path_factory.mktemp("proc-sdk")
-    (data / "sageport.toml").write_text('fake_gpus = "4"\ncpu_overcommit = 100.0\nmemory_overcommit = 100.0\n')
+    (data / "sageport.toml").write_text(
+        'fake_gpus = "4"\ncpu_overcommit = 100.0\nmemory_overcommit = 100.0\n'
+    )
     proc = ServerProcess(data)
     proc.start()
     yield proc
@@ -166,7 +168,10 @@ def test_stop_through_the_sdk(gpu_server: ServerProcess, session: Any, tmp_path:
 def test_failed_job_raises_with_its_failure_reason(session: Any, tmp_path: Path) -> None:
     from sagemaker.exceptions import UnexpectedStatusException
 
-    code = _write(tmp_path, {"broken.py": "raise RuntimeError('column price is missing')\n"}) / "broken.py"
+    code = (
+        _write(tmp_path, {"broken.py": "raise RuntimeError('column price is missing')\n"})
+        / "broken.py"
+    )
     processor = _script_processor(session, base_job_name="sdk-proc-fail")
     with pytest.raises(UnexpectedStatusException) as info:
         processor.run(code=str(code), wait=True, logs=False)

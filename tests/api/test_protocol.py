@@ -20,19 +20,31 @@ from botocore.exceptions import ClientError
 from sageport.cli.process import ServerProcess
 
 
-def _raw(server: ServerProcess, headers: dict[str, str], body: bytes, sign: bool = True) -> tuple[int, dict[str, Any], dict[str, str]]:
+def _raw(
+    server: ServerProcess, headers: dict[str, str], body: bytes, sign: bool = True
+) -> tuple[int, dict[str, Any], dict[str, str]]:
     """Send a hand-made JSON 1.1 request, signed with botocore unless told otherwise."""
     req = AWSRequest(method="POST", url=server.url + "/", data=body, headers=headers)
     if sign:
         access, secret = server.keys
         SigV4Auth(Credentials(access, secret), "sagemaker", server.region).add_auth(req)
     prepared = req.prepare()
-    http = urllib.request.Request(prepared.url, data=body, headers=dict(prepared.headers), method="POST")
+    http = urllib.request.Request(
+        prepared.url, data=body, headers=dict(prepared.headers), method="POST"
+    )
     try:
         with urllib.request.urlopen(http, timeout=10) as resp:
-            return resp.status, json.loads(resp.read() or b"{}"), {k.lower(): v for k, v in resp.headers.items()}
+            return (
+                resp.status,
+                json.loads(resp.read() or b"{}"),
+                {k.lower(): v for k, v in resp.headers.items()},
+            )
     except urllib.error.HTTPError as err:
-        return err.code, json.loads(err.read() or b"{}"), {k.lower(): v for k, v in err.headers.items()}
+        return (
+            err.code,
+            json.loads(err.read() or b"{}"),
+            {k.lower(): v for k, v in err.headers.items()},
+        )
 
 
 def _client_with(server: ServerProcess, service: str, access: str, secret: str) -> Any:
@@ -72,7 +84,12 @@ def test_bad_credentials_get_each_protocols_error(
     server: ServerProcess, service: str, call: Any, wrong: str, code: str, status: int
 ) -> None:
     access, secret = server.keys
-    client = _client_with(server, service, "SPWRONGKEY" if wrong == "key" else access, secret + "x" if wrong == "secret" else secret)
+    client = _client_with(
+        server,
+        service,
+        "SPWRONGKEY" if wrong == "key" else access,
+        secret + "x" if wrong == "secret" else secret,
+    )
     with pytest.raises(ClientError) as err:
         call(client)
     assert _code(err) == code
@@ -95,7 +112,9 @@ def test_missing_and_garbled_authorization(server: ServerProcess) -> None:
     headers = {"X-Amz-Target": "SageMaker.ListModels", "Content-Type": "application/x-amz-json-1.1"}
     status, body, _ = _raw(server, headers, b"{}", sign=False)
     assert (status, body["__type"]) == (403, "MissingAuthenticationTokenException")
-    status, body, _ = _raw(server, {**headers, "Authorization": "AWS4-HMAC-SHA256 garbage"}, b"{}", sign=False)
+    status, body, _ = _raw(
+        server, {**headers, "Authorization": "AWS4-HMAC-SHA256 garbage"}, b"{}", sign=False
+    )
     assert (status, body["__type"]) == (400, "IncompleteSignatureException")
     status, body, _ = _raw(server, {**headers, "Authorization": "Bearer xyz"}, b"{}", sign=False)
     assert status == 400
@@ -141,4 +160,6 @@ def test_runtime_unknown_endpoint(server: ServerProcess) -> None:
     with pytest.raises(ClientError) as err:
         runtime.invoke_endpoint(EndpointName="nope", Body=b"{}", ContentType="application/json")
     assert _code(err) == "ValidationError"
-    assert err.value.response["Error"]["Message"] == "Endpoint nope of account 000000000000 not found."
+    assert (
+        err.value.response["Error"]["Message"] == "Endpoint nope of account 000000000000 not found."
+    )

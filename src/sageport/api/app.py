@@ -121,7 +121,9 @@ def _signed_request(request: Request) -> SignedRequest:
         method=request.method,
         raw_path=raw_path.decode("latin-1").split("?", 1)[0],
         raw_query=request.scope.get("query_string", b"").decode("latin-1"),
-        headers={k.decode("latin-1").lower(): v.decode("latin-1") for k, v in request.scope["headers"]},
+        headers={
+            k.decode("latin-1").lower(): v.decode("latin-1") for k, v in request.scope["headers"]
+        },
         host=request.headers.get("host", ""),
     )
 
@@ -143,7 +145,11 @@ def create_app(settings: Settings, services: Services | None = None) -> Starlett
         claimed = request_scope(signed)
         protocol = router.pick(request, claimed)
         try:
-            body = await _read_body(request, settings.max_json_body_bytes) if protocol.signs_body else None
+            body = (
+                await _read_body(request, settings.max_json_body_bytes)
+                if protocol.signs_body
+                else None
+            )
             try:
                 scope = verifier.verify(signed, body, svc.clock.now())
             except AuthFailure as refused:

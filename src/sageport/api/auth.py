@@ -68,7 +68,9 @@ class SignedRequest:
 def parse_scope(credential: str) -> Scope:
     parts = credential.split("/")
     if len(parts) != 5 or parts[4] != "aws4_request":
-        raise AuthFailure(AuthProblem.MALFORMED, f"Credential should be scoped correctly: {credential}")
+        raise AuthFailure(
+            AuthProblem.MALFORMED, f"Credential should be scoped correctly: {credential}"
+        )
     return Scope(parts[0], parts[1], parts[2], parts[3])
 
 
@@ -86,7 +88,11 @@ def _parse_header(value: str) -> tuple[Scope, list[str], str]:
             AuthProblem.MALFORMED,
             f"Authorization header requires '{missing[0]}' parameter. Authorization={value}",
         )
-    return parse_scope(fields["Credential"]), fields["SignedHeaders"].split(";"), fields["Signature"]
+    return (
+        parse_scope(fields["Credential"]),
+        fields["SignedHeaders"].split(";"),
+        fields["Signature"],
+    )
 
 
 def request_scope(req: SignedRequest) -> Scope | None:
@@ -149,7 +155,9 @@ class Verifier:
     def _key(self, scope: Scope) -> KeyPair:
         key = self._keys.get(scope.access_key)
         if key is None:
-            raise AuthFailure(AuthProblem.UNKNOWN_KEY, "The security token included in the request is invalid.")
+            raise AuthFailure(
+                AuthProblem.UNKNOWN_KEY, "The security token included in the request is invalid."
+            )
         return key
 
     def _check_time(self, amz_date: str, now: datetime) -> None:
@@ -164,7 +172,9 @@ class Verifier:
                 f"{(now.replace(microsecond=0)).strftime(AMZ_DATE_FORMAT)} (15 min skew allowed).",
             )
 
-    def _verify_header(self, req: SignedRequest, auth: str, body: bytes | None, now: datetime) -> Scope:
+    def _verify_header(
+        self, req: SignedRequest, auth: str, body: bytes | None, now: datetime
+    ) -> Scope:
         scope, signed_headers, signature = _parse_header(auth)
         key = self._key(scope)
         amz_date = req.headers.get("x-amz-date", "")
@@ -187,7 +197,9 @@ class Verifier:
 
     def _verify_presigned(self, req: SignedRequest, query: dict[str, str], now: datetime) -> Scope:
         if query.get("X-Amz-Algorithm") != ALGORITHM:
-            raise AuthFailure(AuthProblem.MALFORMED, "X-Amz-Algorithm only supports \"AWS4-HMAC-SHA256\"")
+            raise AuthFailure(
+                AuthProblem.MALFORMED, 'X-Amz-Algorithm only supports "AWS4-HMAC-SHA256"'
+            )
         scope = parse_scope(_unquote(query.get("X-Amz-Credential", "")))
         key = self._key(scope)
         amz_date = query.get("X-Amz-Date", "")
@@ -195,7 +207,9 @@ class Verifier:
             when = datetime.strptime(amz_date, AMZ_DATE_FORMAT).replace(tzinfo=UTC)
             expires = int(query.get("X-Amz-Expires", "0"))
         except ValueError:
-            raise AuthFailure(AuthProblem.MALFORMED, "X-Amz-Date or X-Amz-Expires is malformed.") from None
+            raise AuthFailure(
+                AuthProblem.MALFORMED, "X-Amz-Date or X-Amz-Expires is malformed."
+            ) from None
         if (now - when).total_seconds() > expires:
             raise AuthFailure(AuthProblem.EXPIRED, "Request has expired")
         if (when - now).total_seconds() > self._max_skew:
@@ -211,13 +225,17 @@ class Verifier:
         self._compare(signer, aws_req, query["X-Amz-Signature"])
         return scope
 
-    def _verify_presigned_v2(self, req: SignedRequest, query: dict[str, str], now: datetime) -> Scope:
+    def _verify_presigned_v2(
+        self, req: SignedRequest, query: dict[str, str], now: datetime
+    ) -> Scope:
         """S3 query-string auth v2: what ``generate_presigned_url`` still makes by default."""
         scope = Scope(_unquote(query["AWSAccessKeyId"]), "", "", "s3")
         key = self._key(scope)
         expires = query.get("Expires", "")
         if not expires.isdigit():
-            raise AuthFailure(AuthProblem.MALFORMED, "Expires must be a number of seconds since the epoch.")
+            raise AuthFailure(
+                AuthProblem.MALFORMED, "Expires must be a number of seconds since the epoch."
+            )
         if now.timestamp() > int(expires):
             raise AuthFailure(AuthProblem.EXPIRED, "Request has expired")
         drop = ("AWSAccessKeyId=", "Signature=", "Expires=")

@@ -31,7 +31,11 @@ def load_or_create(path: Path) -> list[KeyPair]:
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         pair = _new_pair()
-        doc = {"keys": [{"access_key_id": pair.access_key_id, "secret_access_key": pair.secret_access_key}]}
+        doc = {
+            "keys": [
+                {"access_key_id": pair.access_key_id, "secret_access_key": pair.secret_access_key}
+            ]
+        }
         # Create with 0600 from the start: no moment where another user could read it.
         fd = os.open(path.with_suffix(".tmp"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as fh:

@@ -27,7 +27,12 @@ class ExtensionProtocol(JsonProtocol):
 
     async def handle(self, request: Request, ctx: RequestContext, body: bytes | None) -> Response:
         parts = request.url.path[len(PREFIX) :].strip("/").split("/")
-        if request.method != "GET" or len(parts) != 3 or parts[0] != "training-jobs" or parts[2] != "gpu":
+        if (
+            request.method != "GET"
+            or len(parts) != 3
+            or parts[0] != "training-jobs"
+            or parts[2] != "gpu"
+        ):
             raise ValidationException(f"Unknown sageport API path {request.url.path}")
         job = await run_in_threadpool(ctx.services.training.get, parts[1])
         telemetry = job.extra.get("gpu_telemetry") or {}

@@ -83,7 +83,9 @@ class JsonProtocol:
         try:
             op = model.operation_model(name)
         except OperationNotFoundError:
-            raise UnknownOperationException(f"Unknown operation {name!r} for service {self.service}.") from None
+            raise UnknownOperationException(
+                f"Unknown operation {name!r} for service {self.service}."
+            ) from None
         handler = self.table.get(name)
         if handler is None:
             raise UnknownOperationException(
@@ -97,7 +99,9 @@ class JsonProtocol:
             raise
         except Exception as exc:  # a bug: say so in the protocol's form, keep serving
             log.exception("handler for %s failed", name)
-            raise InternalFailure(f"{name} failed inside sageport: {type(exc).__name__}: {exc}") from exc
+            raise InternalFailure(
+                f"{name} failed inside sageport: {type(exc).__name__}: {exc}"
+            ) from exc
         payload = json.dumps(to_json(op.output_shape, result), separators=(",", ":"))
         return Response(
             payload, media_type=CONTENT_TYPE, headers={"x-amzn-RequestId": ctx.request_id}

@@ -14,7 +14,12 @@ from starlette.responses import Response
 
 from sageport.api.auth import AuthFailure, AuthProblem
 from sageport.api.dispatch import RequestContext
-from sageport.errors import AwsError, IncompleteSignature, InvalidSignature, MissingAuthenticationToken
+from sageport.errors import (
+    AwsError,
+    IncompleteSignature,
+    InvalidSignature,
+    MissingAuthenticationToken,
+)
 
 STS_NS = "https://sts.amazonaws.com/doc/2011-06-15/"
 
@@ -43,7 +48,9 @@ class StsProtocol:
             case AuthProblem.MALFORMED:
                 return IncompleteSignature(failure.message)
             case AuthProblem.UNKNOWN_KEY:
-                return InvalidClientTokenId("The security token included in the request is invalid.")
+                return InvalidClientTokenId(
+                    "The security token included in the request is invalid."
+                )
             case AuthProblem.BAD_SIGNATURE:
                 return SignatureDoesNotMatchQuery(failure.message)
             case _:
@@ -54,7 +61,9 @@ class StsProtocol:
         form.update(parse_qs(request.url.query))
         action = (form.get("Action") or [""])[0]
         if action != "GetCallerIdentity":
-            raise InvalidAction(f"Could not find operation {action or '(none)'} for version 2011-06-15")
+            raise InvalidAction(
+                f"Could not find operation {action or '(none)'} for version 2011-06-15"
+            )
         account = ctx.account_id
         arn = f"arn:aws:iam::{account}:user/sageport"
         xml = (

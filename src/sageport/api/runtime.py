@@ -93,7 +93,13 @@ class RuntimeProtocol:
         replica.outstanding += 1
         try:
             resp = await self.pool.request(
-                replica.host, replica.port, "POST", "/invocations", forward, payload, INVOCATION_TIMEOUT_S
+                replica.host,
+                replica.port,
+                "POST",
+                "/invocations",
+                forward,
+                payload,
+                INVOCATION_TIMEOUT_S,
             )
         except TimeoutError:
             raise ModelError(
@@ -115,7 +121,9 @@ class RuntimeProtocol:
             "content-type": resp.headers.get("content-type", "application/json"),
         }
         if "x-amzn-sagemaker-custom-attributes" in resp.headers:
-            out_headers["X-Amzn-SageMaker-Custom-Attributes"] = resp.headers["x-amzn-sagemaker-custom-attributes"]
+            out_headers["X-Amzn-SageMaker-Custom-Attributes"] = resp.headers[
+                "x-amzn-sagemaker-custom-attributes"
+            ]
         if resp.status >= 400:
             kind = "server" if resp.status >= 500 else "client"
             text = resp.body.decode("utf-8", "replace")
@@ -131,7 +139,11 @@ class RuntimeProtocol:
     async def _no_route(self, name: str, ctx: RequestContext, exc: NoRoute) -> AwsError:
         if exc.kind == "variant":
             return RuntimeValidationError(exc.detail)
-        status = exc.detail if exc.kind == "not_ready" else await run_in_threadpool(self._endpoint_status, name)
+        status = (
+            exc.detail
+            if exc.kind == "not_ready"
+            else await run_in_threadpool(self._endpoint_status, name)
+        )
         if status is None:
             return RuntimeValidationError(f"Endpoint {name} of account {ctx.account_id} not found.")
         return ModelNotReady(
@@ -148,10 +160,16 @@ class RuntimeProtocol:
 
     @staticmethod
     def _log_arn(ctx: RequestContext, name: str) -> str:
-        return f"arn:aws:logs:{ctx.region}:{ctx.account_id}:log-group:/aws/sagemaker/Endpoints/{name}"
+        return (
+            f"arn:aws:logs:{ctx.region}:{ctx.account_id}:log-group:/aws/sagemaker/Endpoints/{name}"
+        )
 
     def error_response(self, err: AwsError, request: Request, request_id: str) -> Response:
-        body: dict[str, Any] = {"ErrorCode": err.code, "Message": err.message, "message": err.message}
+        body: dict[str, Any] = {
+            "ErrorCode": err.code,
+            "Message": err.message,
+            "message": err.message,
+        }
         body.update(getattr(err, "fields", {}) or {})
         return Response(
             json.dumps(body),

@@ -48,7 +48,9 @@ class Validator:
             return {}
         errors: list[str] = []
         if not isinstance(params, dict):
-            raise ValidationException("1 validation error detected: the request body must be a JSON object")
+            raise ValidationException(
+                "1 validation error detected: the request body must be a JSON object"
+            )
         out = self._walk(shape, params, "", errors)
         if errors:
             n = len(errors)
@@ -67,7 +69,9 @@ class Validator:
         return self._patterns[pattern]
 
     def _fail(self, errors: list[str], value: Any, path: str, constraint: str) -> None:
-        errors.append(f"Value {_show(value)} at '{path}' failed to satisfy constraint: {constraint}")
+        errors.append(
+            f"Value {_show(value)} at '{path}' failed to satisfy constraint: {constraint}"
+        )
 
     def _walk(self, shape: Shape, value: Any, path: str, errors: list[str]) -> Any:
         kind = shape.type_name
@@ -107,7 +111,10 @@ class Validator:
             self._fail(errors, value, path, "Member must be a list")
             return value
         self._length(shape, value, len(value), path, errors)
-        return [self._walk(shape.member, v, f"{path}.{i}.member", errors) for i, v in enumerate(value, 1)]
+        return [
+            self._walk(shape.member, v, f"{path}.{i}.member", errors)
+            for i, v in enumerate(value, 1)
+        ]
 
     def _map(self, shape: MapShape, value: Any, path: str, errors: list[str]) -> Any:
         if not isinstance(value, dict):
@@ -123,9 +130,16 @@ class Validator:
     def _length(self, shape: Shape, value: Any, length: int, path: str, errors: list[str]) -> None:
         meta = shape.metadata
         if "min" in meta and length < meta["min"]:
-            self._fail(errors, value, path, f"Member must have length greater than or equal to {meta['min']}")
+            self._fail(
+                errors,
+                value,
+                path,
+                f"Member must have length greater than or equal to {meta['min']}",
+            )
         if "max" in meta and length > meta["max"]:
-            self._fail(errors, value, path, f"Member must have length less than or equal to {meta['max']}")
+            self._fail(
+                errors, value, path, f"Member must have length less than or equal to {meta['max']}"
+            )
 
     def _scalar(self, shape: Shape, value: Any, path: str, errors: list[str]) -> Any:
         kind = shape.type_name
@@ -145,7 +159,12 @@ class Validator:
             elif "pattern" in meta:
                 compiled = self._pattern(meta["pattern"])
                 if compiled is not None and compiled.fullmatch(value) is None:
-                    self._fail(errors, value, path, f"Member must satisfy regular expression pattern: {meta['pattern']}")
+                    self._fail(
+                        errors,
+                        value,
+                        path,
+                        f"Member must satisfy regular expression pattern: {meta['pattern']}",
+                    )
             return value
         if kind in ("integer", "long"):
             if isinstance(value, bool) or not isinstance(value, int):
@@ -178,9 +197,16 @@ class Validator:
 
     def _range(self, meta: dict[str, Any], value: float, path: str, errors: list[str]) -> None:
         if "min" in meta and value < meta["min"]:
-            self._fail(errors, value, path, f"Member must have value greater than or equal to {meta['min']}")
+            self._fail(
+                errors,
+                value,
+                path,
+                f"Member must have value greater than or equal to {meta['min']}",
+            )
         if "max" in meta and value > meta["max"]:
-            self._fail(errors, value, path, f"Member must have value less than or equal to {meta['max']}")
+            self._fail(
+                errors, value, path, f"Member must have value less than or equal to {meta['max']}"
+            )
 
     def _timestamp(self, value: Any, path: str, errors: list[str]) -> Any:
         if isinstance(value, bool):

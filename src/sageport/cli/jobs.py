@@ -57,11 +57,13 @@ def sageport_api(settings: Settings, path: str) -> dict[str, Any]:
 
     key = load_or_create(settings.credentials_file)[0]
     req = AWSRequest(method="GET", url=f"{read_endpoint_url(settings)}/_sageport/{path}")
-    SigV4Auth(Credentials(key.access_key_id, key.secret_access_key), "sagemaker", _region(settings)).add_auth(req)
+    SigV4Auth(
+        Credentials(key.access_key_id, key.secret_access_key), "sagemaker", _region(settings)
+    ).add_auth(req)
     prepared = req.prepare()
     http = urllib.request.Request(prepared.url, headers=dict(prepared.headers), method="GET")
     try:
-        with urllib.request.urlopen(http, timeout=10) as resp:  # noqa: S310 - our own server
+        with urllib.request.urlopen(http, timeout=10) as resp:
             data: dict[str, Any] = json.loads(resp.read())
             return data
     except OSError:

@@ -29,7 +29,9 @@ def free_port() -> int:
 class ServerProcess:
     """A ``sageport serve`` child on ``data_dir``; ``start()``/``stop()`` may be repeated."""
 
-    def __init__(self, data_dir: Path, port: int | None = None, region: str = DEFAULT_REGION) -> None:
+    def __init__(
+        self, data_dir: Path, port: int | None = None, region: str = DEFAULT_REGION
+    ) -> None:
         self.data_dir = data_dir
         self.port = port or free_port()
         self.region = region
@@ -39,13 +41,26 @@ class ServerProcess:
 
     def start(self, timeout: float = 30.0) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        cmd = [sys.executable, "-m", "sageport", "serve", "--port", str(self.port), "--data-dir", str(self.data_dir)]
+        cmd = [
+            sys.executable,
+            "-m",
+            "sageport",
+            "serve",
+            "--port",
+            str(self.port),
+            "--data-dir",
+            str(self.data_dir),
+        ]
         with open(self._log, "ab") as log:
-            self._proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=os.environ.copy())
+            self._proc = subprocess.Popen(
+                cmd, stdout=log, stderr=subprocess.STDOUT, env=os.environ.copy()
+            )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:
-                raise RuntimeError(f"sageport serve exited with {self._proc.returncode}: {self.log_tail()}")
+                raise RuntimeError(
+                    f"sageport serve exited with {self._proc.returncode}: {self.log_tail()}"
+                )
             try:
                 with urllib.request.urlopen(f"{self.url}/_sageport/health", timeout=1) as resp:
                     if json.loads(resp.read())["status"] == "ok":

@@ -38,8 +38,14 @@ def run_quickstart(settings: Settings, port: int = 0) -> int:
         existing = {b["Name"] for b in s3.list_buckets()["Buckets"]}
         if bucket not in existing:
             _step(f"s3.create_bucket {bucket}", lambda: s3.create_bucket(Bucket=bucket))
-        _step("s3.put_object hello.txt", lambda: s3.put_object(Bucket=bucket, Key="hello.txt", Body=b"hello sageport\n"))
-        body = _step("s3.get_object hello.txt", lambda: s3.get_object(Bucket=bucket, Key="hello.txt")["Body"].read())
+        _step(
+            "s3.put_object hello.txt",
+            lambda: s3.put_object(Bucket=bucket, Key="hello.txt", Body=b"hello sageport\n"),
+        )
+        body = _step(
+            "s3.get_object hello.txt",
+            s3.get_object(Bucket=bucket, Key="hello.txt")["Body"].read,
+        )
         typer.echo(f"      read back {body!r}")
         name = f"quickstart-{int(time.time())}"
         role = f"arn:aws:iam::{settings.account_id}:role/SageportExecutionRole"
@@ -57,10 +63,14 @@ def run_quickstart(settings: Settings, port: int = 0) -> int:
         desc = _step(f"sagemaker.describe_model {name}", lambda: sm.describe_model(ModelName=name))
         typer.echo(f"      {desc['ModelArn']}")
         _step(f"sagemaker.delete_model {name}", lambda: sm.delete_model(ModelName=name))
-        typer.echo("\nsageport works. Point your own code at it with:  eval \"$(sageport env)\"  after  sageport serve")
+        typer.echo(
+            '\nsageport works. Point your own code at it with:  eval "$(sageport env)"  after  sageport serve'
+        )
         return 0
     except Exception as exc:
-        typer.secho(f"quickstart failed: {type(exc).__name__}: {exc}", fg=typer.colors.RED, err=True)
+        typer.secho(
+            f"quickstart failed: {type(exc).__name__}: {exc}", fg=typer.colors.RED, err=True
+        )
         typer.echo(server.log_tail(), err=True)
         return 1
     finally:

@@ -77,9 +77,10 @@ def to_cmd_args(hyperparameters: Mapping[str, Any]) -> list[str]:
         if name:
             name = f"--{name}" if len(name) > 1 else f"-{name}"
         value = hyperparameters[key]
-        if isinstance(value, Mapping):
-            text = ",".join(f"{k}={v}" for k, v in sorted(value.items()))
-        else:
-            text = _text(value)
+        text = (
+            ",".join(f"{k}={v}" for k, v in sorted(value.items()))
+            if isinstance(value, Mapping)
+            else _text(value)
+        )
         args.extend((name, text))
     return args

@@ -141,7 +141,9 @@ class Allocator:
         memory = sum(r.memory_gib for r in hosts)
         used_v = sum(h.vcpus for h in self._held.values())
         used_m = sum(h.memory_gib for h in self._held.values())
-        if not idle and (used_v + vcpus > self.vcpu_capacity or used_m + memory > self.memory_capacity):
+        if not idle and (
+            used_v + vcpus > self.vcpu_capacity or used_m + memory > self.memory_capacity
+        ):
             return None
         grants: list[HostGrant] = []
         taken: set[int] = set()

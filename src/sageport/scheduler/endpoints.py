@@ -27,12 +27,12 @@ from sageport.domain.endpoint import EndpointStatus
 from sageport.runtime.images import resolve_image
 from sageport.scheduler.allocator import Allocator, HostGrant
 from sageport.scheduler.hosts import INHERITED_ENV, _gpu_env
-from sageport.serving.router import Replica, Router, Routes, Variant
-from sageport.serving.upstream import UpstreamError, UpstreamPool
 from sageport.services.admission import host_request
 from sageport.services.endpoints import EndpointService, status_of
 from sageport.services.logs import LogService
 from sageport.services.models import ModelService
+from sageport.serving.router import Replica, Router, Routes, Variant
+from sageport.serving.upstream import UpstreamError, UpstreamPool
 from sageport.storage.objectstore import ObjectStore
 from sageport.storage.transfer import TransferError, fetch_object, parse_s3_uri
 from sageport.store.errors import NotFound, StatusConflict
@@ -104,7 +104,10 @@ class EndpointRunner:
                 elif status is E.UPDATING:
                     self._spawn(ep.name, self._update(ep))
                 elif status is E.ROLLING_BACK:
-                    self._spawn(ep.name, self._roll_back(ep, ep.extra.get("failure_reason") or "update failed"))
+                    self._spawn(
+                        ep.name,
+                        self._roll_back(ep, ep.extra.get("failure_reason") or "update failed"),
+                    )
                 elif status is E.DELETING:
                     self._spawn(ep.name, self._delete(ep))
             except (StatusConflict, NotFound):
@@ -146,13 +149,22 @@ class EndpointRunner:
         weights = ep.extra.get("weights") or {}
         try:
             config = self.endpoints.config(ep.extra.get("config", ep.spec["EndpointConfigName"]))
-            defaults = {v["VariantName"]: float(v.get("InitialVariantWeight", 1.0)) for v in config.spec["ProductionVariants"]}
+            defaults = {
+                v["VariantName"]: float(v.get("InitialVariantWeight", 1.0))
+                for v in config.spec["ProductionVariants"]
+            }
         except Exception:
             defaults = {}
         variants = []
         for vname in dict.fromkeys([*defaults, *(r["variant"] for r in current)]):
-            ready = [Replica(r["id"], "127.0.0.1", r["port"]) for r in current if r["variant"] == vname and r.get("ready")]
-            variants.append(Variant(vname, float(weights.get(vname, defaults.get(vname, 1.0))), ready))
+            ready = [
+                Replica(r["id"], "127.0.0.1", r["port"])
+                for r in current
+                if r["variant"] == vname and r.get("ready")
+            ]
+            variants.append(
+                Variant(vname, float(weights.get(vname, defaults.get(vname, 1.0))), ready)
+            )
         self.router.set(ep.name, Routes(status_of(ep).value, variants))
 
     # -- creating ---------------------------------------------------------------------
@@ -160,14 +172,20 @@ class EndpointRunner:
     async def _create(self, ep: Resource) -> None:
         self._publish(ep, [])
         try:
-            replicas = await self._bring_up(ep, ep.extra["config"], int(ep.extra.get("generation", 0)), {}, "replicas")
+            replicas = await self._bring_up(
+                ep, ep.extra["config"], int(ep.extra.get("generation", 0)), {}, "replicas"
+            )
         except BringUpFailed as exc:
-            self.endpoints.move(ep.name, E.CREATING, E.FAILED, str(exc)[:1024], {"failure_reason": str(exc)[:1024]})
+            self.endpoints.move(
+                ep.name, E.CREATING, E.FAILED, str(exc)[:1024], {"failure_reason": str(exc)[:1024]}
+            )
             self._publish(self.endpoints.get(ep.name), [])
             return
         except StatusConflict:
             return  # deleted while starting: the delete step stops what was started
-        self.endpoints.move(ep.name, E.CREATING, E.IN_SERVICE, None, {"replicas": replicas, "variant_notes": {}})
+        self.endpoints.move(
+            ep.name, E.CREATING, E.IN_SERVICE, None, {"replicas": replicas, "variant_notes": {}}
+        )
         self._publish(self.endpoints.get(ep.name))
 
     async def _bring_up(
@@ -199,7 +217,15 @@ class EndpointRunner:
             raise
         return replicas
 
-    async def _start(self, ep: Resource, variant: Mapping[str, Any], index: int, generation: int, owner: str, grant: HostGrant) -> dict[str, Any]:
+    async def _start(
+        self,
+        ep: Resource,
+        variant: Mapping[str, Any],
+        index: int,
+        generation: int,
+        owner: str,
+        grant: HostGrant,
+    ) -> dict[str, Any]:
         model = self.models.get(variant["ModelName"]).spec
         container = model.get("PrimaryContainer") or (model.get("Containers") or [{}])[0]
         rid = f"g{generation}-{variant['VariantName']}-{index + 1}"
@@ -228,19 +254,33 @@ class EndpointRunner:
                 env["SAGEMAKER_SUBMIT_DIRECTORY"] = "/opt/ml/model/code"
             python = resolve_image(container.get("Image", ""), self.config.images).python
         except (TransferError, OSError, ValueError) as exc:
-            raise BringUpFailed(f"Variant {variant['VariantName']}: could not prepare the model: {exc}") from exc
+            raise BringUpFailed(
+                f"Variant {variant['VariantName']}: could not prepare the model: {exc}"
+            ) from exc
         seen_root = "/opt/ml" if self.config.sandbox else str(host_dir)
         if not self.config.sandbox:
             env["SAGEMAKER_BASE_DIR"] = str(host_dir)
             if env.get("SAGEMAKER_SUBMIT_DIRECTORY", "").startswith("/opt/ml/"):
-                env["SAGEMAKER_SUBMIT_DIRECTORY"] = seen_root + env["SAGEMAKER_SUBMIT_DIRECTORY"][len("/opt/ml"):]
+                env["SAGEMAKER_SUBMIT_DIRECTORY"] = (
+                    seen_root + env["SAGEMAKER_SUBMIT_DIRECTORY"][len("/opt/ml") :]
+                )
         else:
-            env["HOME"] = "/tmp"  # noqa: S108
+            env["HOME"] = "/tmp"
         env.update(_gpu_env(grant))
         port = free_port()
         spec = LaunchSpec(
             host_dir=host_dir,
-            argv=[python, "-m", "sageport.serving.server", "--model-dir", f"{seen_root}/model", "--port", str(port), "--host", "127.0.0.1"],
+            argv=[
+                python,
+                "-m",
+                "sageport.serving.server",
+                "--model-dir",
+                f"{seen_root}/model",
+                "--port",
+                str(port),
+                "--host",
+                "127.0.0.1",
+            ],
             env=env,
             cwd=f"{seen_root}/model",
             run_dir=run_dir,
@@ -278,7 +318,9 @@ class EndpointRunner:
 
     async def _ping(self, replica: Mapping[str, Any]) -> bool:
         try:
-            resp = await self.pool.request("127.0.0.1", int(replica["port"]), "GET", "/ping", {}, b"", 2.0)
+            resp = await self.pool.request(
+                "127.0.0.1", int(replica["port"]), "GET", "/ping", {}, b"", 2.0
+            )
         except (UpstreamError, TimeoutError):
             return False
         return resp.status == 200
@@ -303,7 +345,9 @@ class EndpointRunner:
                     r["ready"] = True
             self.endpoints.set_extra(ep.name, {key: replicas})
             if time.monotonic() > deadline:
-                raise BringUpFailed(f"The model servers did not answer /ping within {self.config.start_timeout_s:.0f} s.")
+                raise BringUpFailed(
+                    f"The model servers did not answer /ping within {self.config.start_timeout_s:.0f} s."
+                )
             if status_of(self.endpoints.get(ep.name)) is E.DELETING:
                 raise BringUpFailed("deleted while starting")
             await asyncio.sleep(0.1)
@@ -327,8 +371,14 @@ class EndpointRunner:
                 r["ready"] = False
                 self._offsets.pop(r["id"], None)
                 message = f"Instance {r['id']} restarted: its model server exited ({_describe_exit(exit_info)})"
-                notes[r["variant"]] = {"Status": "Updating", "StatusMessage": message, "StartTime": self.clock.now().isoformat()}
-                self.logs.put_events(_group(ep.name), _stream(r), [(int(time.time() * 1000), f"sageport: {message}")])
+                notes[r["variant"]] = {
+                    "Status": "Updating",
+                    "StatusMessage": message,
+                    "StartTime": self.clock.now().isoformat(),
+                }
+                self.logs.put_events(
+                    _group(ep.name), _stream(r), [(int(time.time() * 1000), f"sageport: {message}")]
+                )
                 changed = True
             elif not r.get("ready") and await self._ping(r):
                 r["ready"] = True
@@ -342,21 +392,34 @@ class EndpointRunner:
         pending = ep.extra.get("pending") or {}
         generation = int(ep.extra.get("generation", 0)) + 1
         try:
-            new = await self._bring_up(ep, pending["config"], generation, pending.get("counts") or {}, "pending_replicas")
+            new = await self._bring_up(
+                ep, pending["config"], generation, pending.get("counts") or {}, "pending_replicas"
+            )
         except BringUpFailed as exc:
             await self._roll_back(ep, str(exc))
             return
         old = ep.extra.get("replicas") or []
         old_routes = self.router.get(ep.name)
-        self.endpoints.set_extra(ep.name, {"config": pending["config"], "counts": pending.get("counts") or {}})
+        self.endpoints.set_extra(
+            ep.name, {"config": pending["config"], "counts": pending.get("counts") or {}}
+        )
         self._publish(self.endpoints.get(ep.name), new)  # traffic moves to the new instances here
         await self._drain(old_routes)
         self._stop(old, kill=False)
         for owner in {r["owner"] for r in old}:
             self.allocator.release(owner)
         self.endpoints.move(
-            ep.name, E.UPDATING, E.IN_SERVICE, None,
-            {"replicas": new, "pending_replicas": [], "pending": None, "generation": generation, "variant_notes": {}},
+            ep.name,
+            E.UPDATING,
+            E.IN_SERVICE,
+            None,
+            {
+                "replicas": new,
+                "pending_replicas": [],
+                "pending": None,
+                "generation": generation,
+                "variant_notes": {},
+            },
         )
         self._publish(self.endpoints.get(ep.name))
 
@@ -370,14 +433,23 @@ class EndpointRunner:
     async def _roll_back(self, ep: Resource, reason: str) -> None:
         current = status_of(self.endpoints.get(ep.name))
         if current is E.UPDATING:
-            self.endpoints.move(ep.name, E.UPDATING, E.ROLLING_BACK, "Rolling back: the new configuration failed")
+            self.endpoints.move(
+                ep.name, E.UPDATING, E.ROLLING_BACK, "Rolling back: the new configuration failed"
+            )
         pending = self.endpoints.get(ep.name).extra.get("pending_replicas") or []
         self._stop(pending, kill=True)
         for owner in {r["owner"] for r in pending}:
             self.allocator.release(owner)
         self.endpoints.move(
-            ep.name, E.ROLLING_BACK, E.IN_SERVICE, None,
-            {"pending_replicas": [], "pending": None, "failure_reason": f"Update failed and was rolled back: {reason}"[:1024]},
+            ep.name,
+            E.ROLLING_BACK,
+            E.IN_SERVICE,
+            None,
+            {
+                "pending_replicas": [],
+                "pending": None,
+                "failure_reason": f"Update failed and was rolled back: {reason}"[:1024],
+            },
         )
         self._publish(self.endpoints.get(ep.name))
 
@@ -387,7 +459,9 @@ class EndpointRunner:
         self._ship(ep.name, replicas)
         self._stop(replicas, kill=False)
         deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and any(self.backend.poll(HostHandle.from_json(r["handle"])) is None for r in replicas):
+        while time.monotonic() < deadline and any(
+            self.backend.poll(HostHandle.from_json(r["handle"])) is None for r in replicas
+        ):
             await asyncio.sleep(0.1)
         self._stop(replicas, kill=True)
         for owner in {r["owner"] for r in replicas}:
@@ -410,7 +484,9 @@ class EndpointRunner:
             key = f"{name}/{r['id']}/{handle.run_dir.name}"
             records, offset = self.backend.read_log(handle, self._offsets.get(key, 0))
             if records:
-                self.logs.put_events(_group(name), _stream(r), [(x.timestamp_ms, x.message) for x in records])
+                self.logs.put_events(
+                    _group(name), _stream(r), [(x.timestamp_ms, x.message) for x in records]
+                )
                 self._offsets[key] = offset
 
     def _tail(self, name: str, replica: Mapping[str, Any]) -> list[str]:

@@ -35,8 +35,18 @@ from sageport.storage.transfer import (
 )
 
 #: variables of the server's own environment a job inherits (everything else is explicit).
-INHERITED_ENV = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TERM", "HOME", "USER", "LD_LIBRARY_PATH")
-SANDBOX_OVERLAY = "/tmp/sageport-overlay"  # noqa: S108 - the sandbox's private /tmp
+INHERITED_ENV = (
+    "PATH",
+    "LANG",
+    "LC_ALL",
+    "LC_CTYPE",
+    "TZ",
+    "TERM",
+    "HOME",
+    "USER",
+    "LD_LIBRARY_PATH",
+)
+SANDBOX_OVERLAY = "/tmp/sageport-overlay"
 
 
 @dataclass(frozen=True)
@@ -76,13 +86,18 @@ async def stage_host(job: JobContext, host: str, store: ObjectStore) -> tuple[in
     for channel in job.spec.get("InputDataConfig") or []:
         source = channel["DataSource"]["S3DataSource"]
         n, size = await stage_channel(
-            store, source, paths.channel_dir(channel["ChannelName"]), shard=(hosts.index(host), len(hosts))
+            store,
+            source,
+            paths.channel_dir(channel["ChannelName"]),
+            shard=(hosts.index(host), len(hosts)),
         )
         files += n
         total += size
     checkpoint = job.spec.get("CheckpointConfig")
     if checkpoint and checkpoint.get("S3Uri"):
-        await download_tree(store, parse_s3_uri(checkpoint["S3Uri"]), _checkpoint_dir(paths, checkpoint))
+        await download_tree(
+            store, parse_s3_uri(checkpoint["S3Uri"]), _checkpoint_dir(paths, checkpoint)
+        )
     return files, total
 
 
@@ -90,7 +105,11 @@ def _checkpoint_dir(paths: HostPaths, checkpoint: Mapping[str, Any]) -> Path:
     local = checkpoint.get("LocalPath")
     if not local or local == "/opt/ml/checkpoints":
         return paths.checkpoints_dir
-    return paths.root / Path(local).relative_to("/opt/ml") if local.startswith("/opt/ml/") else paths.checkpoints_dir
+    return (
+        paths.root / Path(local).relative_to("/opt/ml")
+        if local.startswith("/opt/ml/")
+        else paths.checkpoints_dir
+    )
 
 
 async def _unpack_code(job: JobContext, paths: HostPaths, store: ObjectStore) -> None:
@@ -110,7 +129,9 @@ async def _unpack_code(job: JobContext, paths: HostPaths, store: ObjectStore) ->
             with tarfile.open(archive) as tar:
                 tar.extractall(paths.code_dir, filter="data")
         except (tarfile.TarError, OSError) as exc:
-            raise TransferError(f"The source directory {submit} is not a readable tar.gz: {exc}") from exc
+            raise TransferError(
+                f"The source directory {submit} is not a readable tar.gz: {exc}"
+            ) from exc
 
 
 def launch_spec(job: JobContext, host: str, grant: HostGrant) -> tuple[LaunchSpec, list[str]]:
@@ -128,7 +149,7 @@ def launch_spec(job: JobContext, host: str, grant: HostGrant) -> tuple[LaunchSpe
         )
     base = {k: v for k, v in job.server_env.items() if k in INHERITED_ENV}
     if job.sandbox:
-        base["HOME"] = "/tmp"  # noqa: S108 - the sandbox root is read-only; /tmp is the host's own
+        base["HOME"] = "/tmp"
     base.update(
         {
             "AWS_ENDPOINT_URL": job.endpoint_url,
@@ -168,7 +189,10 @@ def launch_spec(job: JobContext, host: str, grant: HostGrant) -> tuple[LaunchSpe
         # Requirements go into an overlay folder of this host, never the server's environment.
         overlay = SANDBOX_OVERLAY if job.sandbox else str(run_dir / "overlay")
         env["PYTHONPATH"] = ":".join(p for p in (overlay, env.get("PYTHONPATH", "")) if p)
-        steps = " && ".join(shlex.join([*cmd, "--target", overlay, "--no-warn-script-location"]) for cmd in plan.install)
+        steps = " && ".join(
+            shlex.join([*cmd, "--target", overlay, "--no-warn-script-location"])
+            for cmd in plan.install
+        )
         argv = ["/bin/sh", "-c", f'{steps} && exec "$@"', "sh", *argv]
         notes.append(f"Installing requirements into {overlay}")
     if grant.gpus:

@@ -30,8 +30,8 @@ from sageport.runtime.errors import ContractError
 from sageport.scheduler import artifacts
 from sageport.scheduler.allocator import Allocator, HostGrant, HostRequest
 from sageport.scheduler.hosts import JobContext
-from sageport.services.logs import LogService
 from sageport.services.jobs import JobService, secondary_of
+from sageport.services.logs import LogService
 from sageport.storage.objectstore import ObjectStore
 from sageport.storage.transfer import TransferError
 from sageport.store.errors import StatusConflict
@@ -72,7 +72,9 @@ class JobKind(Protocol):
     def launch(
         self, ctx: JobContext, host: str, grant: HostGrant
     ) -> tuple[LaunchSpec, list[str]]: ...
-    async def progress(self, ctx: JobContext, store: ObjectStore, seen: dict[str, list[float]]) -> None:
+    async def progress(
+        self, ctx: JobContext, store: ObjectStore, seen: dict[str, list[float]]
+    ) -> None:
         """Work while the job runs (Continuous outputs); ``seen`` persists with the job."""
         ...
 
@@ -420,6 +422,8 @@ class JobRunner:
         streams = job.extra.get("log_streams") or {}
         stderr = job.extra.get("error_tails") or {}
         return {
-            host: list(stderr.get(host) or self.logs.tail(self.kind.log_group, stream, ERROR_TAIL_LINES))
+            host: list(
+                stderr.get(host) or self.logs.tail(self.kind.log_group, stream, ERROR_TAIL_LINES)
+            )
             for host, stream in streams.items()
         }

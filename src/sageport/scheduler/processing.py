@@ -38,11 +38,15 @@ class ProcessingKind:
     def launch(self, ctx: JobContext, host: str, grant: HostGrant) -> tuple[LaunchSpec, list[str]]:
         return processing_launch_spec(ctx, host, grant)
 
-    async def progress(self, ctx: JobContext, store: ObjectStore, seen: dict[str, list[float]]) -> None:
+    async def progress(
+        self, ctx: JobContext, store: ObjectStore, seen: dict[str, list[float]]
+    ) -> None:
         """``Continuous`` outputs: upload files as they appear or change."""
         await upload_outputs(ctx, store, processing_host_names(ctx.spec), seen)
 
-    async def store_outputs(self, ctx: JobContext, store: ObjectStore, hosts: Sequence[str]) -> dict[str, Any]:
+    async def store_outputs(
+        self, ctx: JobContext, store: ObjectStore, hosts: Sequence[str]
+    ) -> dict[str, Any]:
         await upload_outputs(ctx, store, list(hosts))
         out: dict[str, Any] = {}
         # /opt/ml/output/message: the container's own words, shown as ExitMessage.

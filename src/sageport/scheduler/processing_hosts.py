@@ -33,7 +33,9 @@ PYTHONS = ("python", "python3")
 
 
 def processing_host_names(spec: Mapping[str, Any]) -> list[str]:
-    count = int(((spec.get("ProcessingResources") or {}).get("ClusterConfig") or {}).get("InstanceCount", 1))
+    count = int(
+        ((spec.get("ProcessingResources") or {}).get("ClusterConfig") or {}).get("InstanceCount", 1)
+    )
     return [f"algo-{i}" for i in range(1, count + 1)]
 
 
@@ -53,7 +55,11 @@ def local_dir(job: JobContext, host: str, local_path: str) -> Path:
 
 
 def _outputs(spec: Mapping[str, Any]) -> list[dict[str, Any]]:
-    return [o["S3Output"] for o in (spec.get("ProcessingOutputConfig") or {}).get("Outputs") or [] if o.get("S3Output")]
+    return [
+        o["S3Output"]
+        for o in (spec.get("ProcessingOutputConfig") or {}).get("Outputs") or []
+        if o.get("S3Output")
+    ]
 
 
 async def stage_processing_host(job: JobContext, host: str, store: ObjectStore) -> tuple[int, int]:
@@ -63,7 +69,9 @@ async def stage_processing_host(job: JobContext, host: str, store: ObjectStore) 
     config = host_dir / "config"
     config.mkdir(parents=True, exist_ok=True)
     hosts = processing_host_names(job.spec)
-    (config / "processingjobconfig.json").write_text(json.dumps(dict(job.spec), default=str, indent=2))
+    (config / "processingjobconfig.json").write_text(
+        json.dumps(dict(job.spec), default=str, indent=2)
+    )
     (config / "resourceconfig.json").write_text(
         json.dumps({"current_host": host, "hosts": hosts, "network_interface_name": "eth0"})
     )
@@ -77,23 +85,32 @@ async def stage_processing_host(job: JobContext, host: str, store: ObjectStore) 
             "S3DataType": s3.get("S3DataType", "S3Prefix"),
             "S3DataDistributionType": s3.get("S3DataDistributionType", "FullyReplicated"),
         }
-        n, b = await stage_channel(store, source, local_dir(job, host, s3["LocalPath"]), shard=(hosts.index(host), len(hosts)))
+        n, b = await stage_channel(
+            store,
+            source,
+            local_dir(job, host, s3["LocalPath"]),
+            shard=(hosts.index(host), len(hosts)),
+        )
         files, total = files + n, total + b
     for out in _outputs(job.spec):
         local_dir(job, host, out["LocalPath"]).mkdir(parents=True, exist_ok=True)
     return files, total
 
 
-def processing_launch_spec(job: JobContext, host: str, grant: HostGrant) -> tuple[LaunchSpec, list[str]]:
+def processing_launch_spec(
+    job: JobContext, host: str, grant: HostGrant
+) -> tuple[LaunchSpec, list[str]]:
     host_dir, run_dir = host_dirs(job, host)
     app = job.spec.get("AppSpecification") or {}
     runtime = resolve_image(app.get("ImageUri", ""), job.images)
     argv = [*(app.get("ContainerEntrypoint") or []), *(app.get("ContainerArguments") or [])]
     if not argv:
-        raise TransferError("AppSpecification needs a ContainerEntrypoint: without a container image there is no default command.")
+        raise TransferError(
+            "AppSpecification needs a ContainerEntrypoint: without a container image there is no default command."
+        )
     if argv[0] in PYTHONS:
         argv[0] = runtime.python  # "python3" means the image's Python: the mapped runtime
-    overlay = "/tmp/sageport-overlay" if job.sandbox else str(run_dir / "overlay")  # noqa: S108
+    overlay = "/tmp/sageport-overlay" if job.sandbox else str(run_dir / "overlay")
     env = {k: v for k, v in job.server_env.items() if k in INHERITED_ENV}
     env.update(
         {
@@ -108,11 +125,13 @@ def processing_launch_spec(job: JobContext, host: str, grant: HostGrant) -> tupl
             "PYTHONPATH": overlay,
             # Shell entrypoints (FrameworkProcessor's runproc.sh) call `python` and `pip` by
             # name: those must be the mapped runtime's, as they would be in the image.
-            "PATH": os.pathsep.join(p for p in (str(Path(runtime.python).parent), env.get("PATH", "")) if p),
+            "PATH": os.pathsep.join(
+                p for p in (str(Path(runtime.python).parent), env.get("PATH", "")) if p
+            ),
         }
     )
     if job.sandbox:
-        env["HOME"] = "/tmp"  # noqa: S108
+        env["HOME"] = "/tmp"
     env.update(job.spec.get("Environment") or {})
     env.update(_gpu_env(grant))
     binds: list[tuple[str, str]] = []
@@ -140,7 +159,9 @@ def processing_launch_spec(job: JobContext, host: str, grant: HostGrant) -> tupl
 
 
 def _local_paths(spec: Mapping[str, Any]) -> list[str]:
-    paths = [i["S3Input"]["LocalPath"] for i in spec.get("ProcessingInputs") or [] if i.get("S3Input")]
+    paths = [
+        i["S3Input"]["LocalPath"] for i in spec.get("ProcessingInputs") or [] if i.get("S3Input")
+    ]
     return paths + [o["LocalPath"] for o in _outputs(spec)]
 
 
@@ -150,7 +171,12 @@ def _rewrite(value: str, host_dir: Path) -> str:
     return value
 
 
-async def upload_outputs(job: JobContext, store: ObjectStore, hosts: list[str], seen: dict[str, list[float]] | None = None) -> int:
+async def upload_outputs(
+    job: JobContext,
+    store: ObjectStore,
+    hosts: list[str],
+    seen: dict[str, list[float]] | None = None,
+) -> int:
     """Upload every output folder to its S3Uri; with ``seen`` (Continuous mode), only files
     that are new or changed since the last call. An output folder the script never filled
     uploads nothing, as in SageMaker."""

@@ -32,10 +32,14 @@ class TrainingKind:
     def launch(self, ctx: JobContext, host: str, grant: HostGrant) -> tuple[LaunchSpec, list[str]]:
         return launch_spec(ctx, host, grant)
 
-    async def progress(self, ctx: JobContext, store: ObjectStore, seen: dict[str, list[float]]) -> None:
+    async def progress(
+        self, ctx: JobContext, store: ObjectStore, seen: dict[str, list[float]]
+    ) -> None:
         return None
 
-    async def store_outputs(self, ctx: JobContext, store: ObjectStore, hosts: Sequence[str]) -> dict[str, Any]:
+    async def store_outputs(
+        self, ctx: JobContext, store: ObjectStore, hosts: Sequence[str]
+    ) -> dict[str, Any]:
         return await artifacts.store_outputs(ctx, store, [host_dirs(ctx, h)[0] for h in hosts])
 
     def metric_definitions(self, spec: Mapping[str, Any]) -> list[dict[str, str]]:

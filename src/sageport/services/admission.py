@@ -73,7 +73,9 @@ class Admission:
         hosts = training_hosts(self.catalog, spec)
         self.check_hosts(hosts)
         self.check_image(algo.get("TrainingImage"), "AlgorithmSpecification.TrainingImage")
-        modes = [algo.get("TrainingInputMode")] + [c.get("InputMode") for c in spec.get("InputDataConfig") or []]
+        modes = [algo.get("TrainingInputMode")] + [
+            c.get("InputMode") for c in spec.get("InputDataConfig") or []
+        ]
         if "Pipe" in modes:
             raise ValidationException(
                 "Pipe input mode is not supported by sageport yet; use File or FastFile "
@@ -96,8 +98,8 @@ class Admission:
         if not app.get("ContainerEntrypoint"):
             # A real container falls back to its image's ENTRYPOINT; a mapped runtime has none.
             raise ValidationException(
-                "AppSpecification.ContainerEntrypoint must be given (e.g. [\"python3\", "
-                "\"/opt/ml/processing/input/code/process.py\"]): sageport runs no container "
+                'AppSpecification.ContainerEntrypoint must be given (e.g. ["python3", '
+                '"/opt/ml/processing/input/code/process.py"]): sageport runs no container '
                 "image, so there is no default command."
             )
         check_local_paths(spec)
@@ -122,7 +124,10 @@ class Admission:
 
 def processing_hosts(catalog: Catalog, spec: Mapping[str, Any]) -> list[HostRequest]:
     cluster = (spec.get("ProcessingResources") or {}).get("ClusterConfig") or {}
-    return [host_request(catalog, cluster["InstanceType"]) for _ in range(int(cluster.get("InstanceCount", 1)))]
+    return [
+        host_request(catalog, cluster["InstanceType"])
+        for _ in range(int(cluster.get("InstanceCount", 1)))
+    ]
 
 
 def check_local_paths(spec: Mapping[str, Any]) -> None:

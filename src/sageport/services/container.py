@@ -19,21 +19,21 @@ from sageport.gpu import GpuInventory
 from sageport.gpu.discovery import discovery_from_env
 from sageport.scheduler.allocator import Allocator, GpuMatching
 from sageport.scheduler.endpoints import EndpointRunner, EndpointRunnerConfig
-from sageport.scheduler.loop import Scheduler
-from sageport.scheduler.telemetry import TelemetryConfig, TelemetryRunner
 from sageport.scheduler.jobs import JobRunner, RunnerConfig
+from sageport.scheduler.loop import Scheduler
 from sageport.scheduler.processing import ProcessingKind
+from sageport.scheduler.telemetry import TelemetryConfig, TelemetryRunner
 from sageport.scheduler.training import TrainingKind
 from sageport.services.admission import Admission
-from sageport.serving.router import Router
-from sageport.serving.upstream import UpstreamPool
 from sageport.services.endpoint_configs import EndpointConfigService
 from sageport.services.endpoints import EndpointService
 from sageport.services.logs import LogService
 from sageport.services.models import ModelService
-from sageport.services.tags import TagService
 from sageport.services.processing import ProcessingJobService
+from sageport.services.tags import TagService
 from sageport.services.training import TrainingJobService
+from sageport.serving.router import Router
+from sageport.serving.upstream import UpstreamPool
 from sageport.settings import Settings
 from sageport.storage.objectstore import ObjectStore, open_object_store
 from sageport.store.database import Database
@@ -81,7 +81,10 @@ def build_services(
     db.create_all()
     objects = open_object_store(settings)
     catalog = load_catalog()
-    discovery_env = {**env, **({"SAGEPORT_FAKE_GPUS": settings.fake_gpus} if settings.fake_gpus else {})}
+    discovery_env = {
+        **env,
+        **({"SAGEPORT_FAKE_GPUS": settings.fake_gpus} if settings.fake_gpus else {}),
+    }
     discovery = discovery_from_env(discovery_env)
     gpus = discovery.discover()
     allocator = Allocator(
@@ -155,7 +158,9 @@ def build_services(
             warn_idle=not gpus.fake,  # fake GPUs always read idle: the warning would be noise
         ),
     )
-    scheduler = Scheduler([*job_runners, endpoint_runner, telemetry], settings.poll_interval_seconds)
+    scheduler = Scheduler(
+        [*job_runners, endpoint_runner, telemetry], settings.poll_interval_seconds
+    )
     training.wake = scheduler.wake
     processing.wake = scheduler.wake
     endpoints.wake = scheduler.wake

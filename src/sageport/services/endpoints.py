@@ -66,7 +66,8 @@ class EndpointService:
                     "sageport; give InstanceType and InitialInstanceCount."
                 )
             self._admission.check_hosts(
-                [host_request(self._admission.catalog, itype)] * int(variant.get("InitialInstanceCount", 1))
+                [host_request(self._admission.catalog, itype)]
+                * int(variant.get("InitialInstanceCount", 1))
             )
         return config
 
@@ -125,8 +126,13 @@ class EndpointService:
                 else f"Cannot update endpoint {name}: it is {endpoint.status}."
             )
         self._check_config(params["EndpointConfigName"])
-        self.move(name, E.IN_SERVICE, E.UPDATING, "Starting the new configuration's model servers",
-                  {"pending": {"config": params["EndpointConfigName"]}, "failure_reason": None})
+        self.move(
+            name,
+            E.IN_SERVICE,
+            E.UPDATING,
+            "Starting the new configuration's model servers",
+            {"pending": {"config": params["EndpointConfigName"]}, "failure_reason": None},
+        )
         self.wake()
         return {"EndpointArn": endpoint.arn}
 
@@ -135,20 +141,33 @@ class EndpointService:
         endpoint = self.get(name)
         if endpoint.status != E.IN_SERVICE:
             raise ValidationException(f'Cannot update in-progress endpoint "{endpoint.arn}".')
-        known = {v["VariantName"] for v in self._configs.get(endpoint.extra["config"]).spec["ProductionVariants"]}
+        known = {
+            v["VariantName"]
+            for v in self._configs.get(endpoint.extra["config"]).spec["ProductionVariants"]
+        }
         weights = dict(endpoint.extra.get("weights") or {})
         counts = dict(endpoint.extra.get("counts") or {})
         for item in params["DesiredWeightsAndCapacities"]:
             variant = item["VariantName"]
             if variant not in known:
-                raise ValidationException(f"The variant name {variant} is not present in endpoint {name}.")
+                raise ValidationException(
+                    f"The variant name {variant} is not present in endpoint {name}."
+                )
             if "DesiredWeight" in item:
                 weights[variant] = float(item["DesiredWeight"])
             if "DesiredInstanceCount" in item:
                 counts[variant] = int(item["DesiredInstanceCount"])
         if counts != (endpoint.extra.get("counts") or {}):
-            self.move(name, E.IN_SERVICE, E.UPDATING, "Changing instance counts",
-                      {"weights": weights, "pending": {"config": endpoint.extra["config"], "counts": counts}})
+            self.move(
+                name,
+                E.IN_SERVICE,
+                E.UPDATING,
+                "Changing instance counts",
+                {
+                    "weights": weights,
+                    "pending": {"config": endpoint.extra["config"], "counts": counts},
+                },
+            )
         else:
             self.set_extra(name, {"weights": weights})
         self.wake()
@@ -168,8 +187,14 @@ class EndpointService:
 
     # -- used by the runner ---------------------------------------------------------------
 
-    def move(self, name: str, old: EndpointStatus, new: EndpointStatus, message: str | None = None,
-             extra: dict[str, Any] | None = None) -> None:
+    def move(
+        self,
+        name: str,
+        old: EndpointStatus,
+        new: EndpointStatus,
+        message: str | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
         try:
             TRANSITIONS.check(old, new)
         except IllegalTransition as exc:
@@ -191,7 +216,9 @@ class EndpointService:
     def all(self) -> builtins.list[Resource]:
         with self._db.read() as conn:
             return resources.list_resources(
-                conn, KIND, resources.ResourceFilter(sort_by="creation_time", descending=False, limit=10_000)
+                conn,
+                KIND,
+                resources.ResourceFilter(sort_by="creation_time", descending=False, limit=10_000),
             )
 
     def config(self, name: str) -> Resource:

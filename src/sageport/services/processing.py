@@ -36,8 +36,11 @@ class ProcessingJobService(JobService):
             "LastModifiedTime": job.modified_at,
             "ProcessingJobStatus": T.primary(secondary_of(job)).value,
         }
-        for key, field in (("ended_at", "ProcessingEndTime"), ("failure_reason", "FailureReason"),
-                           ("exit_message", "ExitMessage")):
+        for key, field in (
+            ("ended_at", "ProcessingEndTime"),
+            ("failure_reason", "FailureReason"),
+            ("exit_message", "ExitMessage"),
+        ):
             if job.extra.get(key):
                 out[field] = job.extra[key]
         return out

@@ -109,10 +109,11 @@ class Batcher:
     def _done(self, batch: list[Waiter], job_future: asyncio.Future[Any]) -> None:
         self._free += 1
         error: BaseException | None
-        if job_future.cancelled():
-            error = RuntimeError("the batch was cancelled")
-        else:
-            error = job_future.exception()
+        error = (
+            RuntimeError("the batch was cancelled")
+            if job_future.cancelled()
+            else job_future.exception()
+        )
         outcomes: Sequence[Any] = [error] * len(batch) if error else job_future.result()
         for (_, future), outcome in zip(batch, outcomes, strict=True):
             if future.done():

@@ -69,7 +69,9 @@ class UpstreamPool:
             conn.writer.close()
             if reused:  # a pooled connection the server had closed: one fresh try
                 return await self.request(host, port, method, path, headers, body, timeout)
-            raise UpstreamError(f"model server at {host}:{port} broke the connection: {exc}") from exc
+            raise UpstreamError(
+                f"model server at {host}:{port} broke the connection: {exc}"
+            ) from exc
         if keep and len(idle) < self._max_idle:
             idle.append(conn)
         else:

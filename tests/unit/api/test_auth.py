@@ -14,12 +14,17 @@ KEY = KeyPair("SPTESTKEY", "secret/with+chars")
 NOW = datetime.now(UTC).replace(microsecond=0)
 
 
-def _sign(body: bytes, secret: str = KEY.secret_access_key, access: str = KEY.access_key_id) -> AWSRequest:
+def _sign(
+    body: bytes, secret: str = KEY.secret_access_key, access: str = KEY.access_key_id
+) -> AWSRequest:
     req = AWSRequest(
         method="POST",
         url="http://127.0.0.1:5757/",
         data=body,
-        headers={"X-Amz-Target": "SageMaker.ListModels", "Content-Type": "application/x-amz-json-1.1"},
+        headers={
+            "X-Amz-Target": "SageMaker.ListModels",
+            "Content-Type": "application/x-amz-json-1.1",
+        },
     )
     SigV4Auth(Credentials(access, secret), "sagemaker", "us-east-1").add_auth(req)
     return req
@@ -35,7 +40,11 @@ def _as_received(req: AWSRequest) -> SignedRequest:
 def test_botocore_signature_verifies() -> None:
     req = _sign(b"{}")
     scope = Verifier([KEY], 900).verify(_as_received(req), b"{}", datetime.now(UTC))
-    assert (scope.access_key, scope.region, scope.service) == ("SPTESTKEY", "us-east-1", "sagemaker")
+    assert (scope.access_key, scope.region, scope.service) == (
+        "SPTESTKEY",
+        "us-east-1",
+        "sagemaker",
+    )
 
 
 @pytest.mark.parametrize(
@@ -46,7 +55,9 @@ def test_botocore_signature_verifies() -> None:
         ({}, b'{"tampered": 1}', AuthProblem.BAD_SIGNATURE),
     ],
 )
-def test_bad_requests_are_refused(req_kwargs: dict[str, str], body: bytes, problem: AuthProblem) -> None:
+def test_bad_requests_are_refused(
+    req_kwargs: dict[str, str], body: bytes, problem: AuthProblem
+) -> None:
     req = _sign(b"{}", **req_kwargs)
     with pytest.raises(AuthFailure) as info:
         Verifier([KEY], 900).verify(_as_received(req), body, datetime.now(UTC))
@@ -56,7 +67,9 @@ def test_bad_requests_are_refused(req_kwargs: dict[str, str], body: bytes, probl
 def test_skewed_clock_is_refused() -> None:
     req = _sign(b"{}")
     with pytest.raises(AuthFailure) as info:
-        Verifier([KEY], 900).verify(_as_received(req), b"{}", datetime.now(UTC) + timedelta(minutes=20))
+        Verifier([KEY], 900).verify(
+            _as_received(req), b"{}", datetime.now(UTC) + timedelta(minutes=20)
+        )
     assert info.value.problem is AuthProblem.SKEWED
 
 
@@ -65,7 +78,9 @@ def test_missing_and_garbled_authorization() -> None:
     with pytest.raises(AuthFailure) as missing:
         Verifier([KEY], 900).verify(bare, b"", NOW)
     assert missing.value.problem is AuthProblem.MISSING
-    garbled = SignedRequest("POST", "/", "", {"host": "h", "authorization": "AWS4-HMAC-SHA256 nonsense"}, "h")
+    garbled = SignedRequest(
+        "POST", "/", "", {"host": "h", "authorization": "AWS4-HMAC-SHA256 nonsense"}, "h"
+    )
     with pytest.raises(AuthFailure) as bad:
         Verifier([KEY], 900).verify(garbled, b"", NOW)
     assert bad.value.problem is AuthProblem.MALFORMED
@@ -73,7 +88,9 @@ def test_missing_and_garbled_authorization() -> None:
 
 def test_presigned_s3_url_verifies_and_expires() -> None:
     req = AWSRequest(method="GET", url="http://127.0.0.1:5757/bucket/some%20key.txt")
-    S3SigV4QueryAuth(Credentials(KEY.access_key_id, KEY.secret_access_key), "s3", "us-east-1", expires=60).add_auth(req)
+    S3SigV4QueryAuth(
+        Credentials(KEY.access_key_id, KEY.secret_access_key), "s3", "us-east-1", expires=60
+    ).add_auth(req)
     received = _as_received(req)
     assert Verifier([KEY], 900).verify(received, None, datetime.now(UTC)).service == "s3"
     with pytest.raises(AuthFailure) as info:
@@ -91,13 +108,20 @@ def test_presigned_v2_url_from_plain_boto3_verifies() -> None:
         aws_access_key_id=KEY.access_key_id,
         aws_secret_access_key=KEY.secret_access_key,
     )
-    url = client.generate_presigned_url("get_object", Params={"Bucket": "bkt", "Key": "a b.txt"}, ExpiresIn=60)
+    url = client.generate_presigned_url(
+        "get_object", Params={"Bucket": "bkt", "Key": "a b.txt"}, ExpiresIn=60
+    )
     path, _, query = url.split("127.0.0.1:5757", 1)[1].partition("?")
     received = SignedRequest("GET", path, query, {"host": "127.0.0.1:5757"}, "127.0.0.1:5757")
-    assert Verifier([KEY], 900).verify(received, None, datetime.now(UTC)).access_key == KEY.access_key_id
+    assert (
+        Verifier([KEY], 900).verify(received, None, datetime.now(UTC)).access_key
+        == KEY.access_key_id
+    )
     with pytest.raises(AuthFailure) as info:
         Verifier([KEY], 900).verify(received, None, datetime.now(UTC) + timedelta(seconds=120))
     assert info.value.problem is AuthProblem.EXPIRED
-    tampered = SignedRequest("GET", path.replace("bkt", "other"), query, {"host": "127.0.0.1:5757"}, "127.0.0.1:5757")
+    tampered = SignedRequest(
+        "GET", path.replace("bkt", "other"), query, {"host": "127.0.0.1:5757"}, "127.0.0.1:5757"
+    )
     with pytest.raises(AuthFailure):
         Verifier([KEY], 900).verify(tampered, None, datetime.now(UTC))

@@ -19,4 +19,6 @@ def test_every_handler_answers_an_operation_of_the_model() -> None:
 
 def test_coverage_page_is_generated_from_the_tables() -> None:
     page = Path(__file__).parents[3] / "docs" / "api-coverage.md"
-    assert page.read_text() == render(), "run: python -m sageport.api.coverage > docs/api-coverage.md"
+    assert page.read_text() == render(), (
+        "run: python -m sageport.api.coverage > docs/api-coverage.md"
+    )

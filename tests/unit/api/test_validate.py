@@ -35,7 +35,10 @@ def test_every_violation_is_reported_at_once(sagemaker: ServiceModels) -> None:
     message = info.value.message
     assert message.startswith("3 validation errors detected: ")
     assert "Member must have length less than or equal to 63" in message
-    assert "at 'executionRoleArn' failed to satisfy constraint: Member must have length greater than or equal to 20" in message
+    assert (
+        "at 'executionRoleArn' failed to satisfy constraint: Member must have length greater than or equal to 20"
+        in message
+    )
 
 
 def test_missing_required_member(sagemaker: ServiceModels) -> None:
@@ -52,14 +55,24 @@ def test_enum_and_range_and_nested_paths(sagemaker: ServiceModels) -> None:
     with pytest.raises(ValidationException) as info:
         Validator().validate(shape, {"SortBy": "Size", "MaxResults": 1000})
     message = info.value.message
-    assert "Value 'Size' at 'sortBy' failed to satisfy constraint: Member must satisfy enum value set: [Name, CreationTime]" in message
-    assert "Value 1000 at 'maxResults' failed to satisfy constraint: Member must have value less than or equal to 100" in message
+    assert (
+        "Value 'Size' at 'sortBy' failed to satisfy constraint: "
+        "Member must satisfy enum value set: [Name, CreationTime]" in message
+    )
+    assert (
+        "Value 1000 at 'maxResults' failed to satisfy constraint: Member must have value less than or equal to 100"
+        in message
+    )
 
     create = _input(sagemaker, "CreateModel")
     with pytest.raises(ValidationException) as nested:
         Validator().validate(
             create,
-            {"ModelName": "m", "ExecutionRoleArn": "arn:aws:iam::1:role/r", "Containers": [{"Image": "x" * 300}]},
+            {
+                "ModelName": "m",
+                "ExecutionRoleArn": "arn:aws:iam::1:role/r",
+                "Containers": [{"Image": "x" * 300}],
+            },
         )
     assert "at 'containers.1.member.image'" in nested.value.message
 
