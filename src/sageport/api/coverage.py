@@ -13,6 +13,7 @@ from sageport.api.service_models import ServiceModels
 # S3, STS and the runtime are not dispatch-table driven (REST/query protocols); their
 # implemented operations are listed by their protocol modules.
 OTHER_SERVICES: dict[str, tuple[str, ...]] = {
+    "sagemaker-runtime": ("InvokeEndpoint",),  # api/runtime.py: POST /endpoints/<name>/invocations
     "sts": ("GetCallerIdentity",),
 }
 
@@ -41,7 +42,7 @@ def render() -> str:
         lines += [""]
     lines += [
         "Every other operation of these services answers a 400 `UnknownOperationException`",
-        "(S3: 501 `NotImplemented`) that names it.",
+        "(S3: 501 `NotImplemented`; SageMaker Runtime: 400 `ValidationError`) that names it.",
         "",
     ]
     return "\n".join(lines)
