@@ -51,6 +51,9 @@ class Settings:
     sandbox: str = "auto"
     #: seconds between SIGTERM and SIGKILL when a job is stopped (SageMaker: 120).
     stop_grace_seconds: float = 120.0
+    #: log bytes kept per job host; past it the job runs on, its further output is discarded
+    #: (but for the last stderr lines) and the log and status message say so.
+    max_log_bytes_per_host: int = 1 << 30
     #: ``SAGEPORT_FAKE_GPUS``-style spec; empty means discover real GPUs through NVML.
     fake_gpus: str = ""
     #: ``any`` GPU with enough memory, or ``strict`` (the catalog's model only).

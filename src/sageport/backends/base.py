@@ -31,6 +31,9 @@ LAUNCHER_LOG_FILE: Final = "launcher.log"
 DEFAULT_MAX_LOG_BYTES: Final = 1 << 30
 """1 GiB of log per host, then one truncation record: a flood must not fill the disk."""
 
+TRUNCATION_NOTE: Final = "log truncated"
+"""How the ``system`` record the launcher writes when a host's log reaches its cap starts."""
+
 DEFAULT_STOP_GRACE_S: Final = 120.0
 """SageMaker's grace between SIGTERM and SIGKILL on StopTrainingJob."""
 

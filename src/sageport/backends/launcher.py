@@ -26,11 +26,15 @@ Why these bubblewrap flags (see :func:`sandbox_argv`):
   kill signal that group; it also blocks TIOCSTI).
 - ``--die-with-parent``: the child dies with the launcher (the launcher must outlive the server,
   the job must not outlive its launcher, else nobody records its exit).
+- ``--cap-drop CAP_DAC_OVERRIDE`` when run as root: read-only files stay read-only for the
+  job. Channel files are hard links to the stored objects (made read-only), so a script that
+  opens its input for writing gets EACCES instead of changing the object in the store.
 """
 
 from __future__ import annotations
 
 import codecs
+import collections
 import contextlib
 import json
 import os
@@ -49,6 +53,11 @@ CHILD_FILE = "child.json"
 EXIT_FILE = "exit.json"
 HOSTS_FILE = "hosts"
 TMP_DIR = "tmp"
+
+TRUNCATION_NOTE = "log truncated"
+KEPT_TAIL_LINES = 20
+"""After truncation, the last stderr lines are still kept and written at the end: the
+traceback of a crash is what the job's FailureReason quotes."""
 
 MAX_LINE_BYTES = 64 * 1024
 """Longer lines are split: CloudWatch events hold at most 256 KiB, and memory stays bounded."""
@@ -73,7 +82,11 @@ def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
 
 
 class LogWriter:
-    """Appends JSON-line records, thread-safe, and stops at ``max_bytes`` with one notice."""
+    """Appends JSON-line records, thread-safe, and stops at ``max_bytes`` with one notice.
+
+    The process keeps running after the cap; only its output is discarded, except for the
+    last :data:`KEPT_TAIL_LINES` stderr lines, which ``close`` appends.
+    """
 
     def __init__(self, path: Path, max_bytes: int) -> None:
         self._file = open(path, "ab")  # noqa: SIM115 - lives as long as the launcher
@@ -81,18 +94,28 @@ class LogWriter:
         self._max = max_bytes
         self._written = self._file.tell()
         self._truncated = False
+        self._dropped = 0
+        self._tail: collections.deque[str] = collections.deque(maxlen=KEPT_TAIL_LINES)
         self.last_stderr = ""
 
     def write(self, stream: str, message: str) -> None:
         if stream == "stderr" and message.strip():
             self.last_stderr = message.strip()[:1000]
         with self._lock:
+            if self._file.closed:  # a pump that outlived the drain timeout
+                return
             if self._truncated:
+                self._dropped += 1
+                if stream == "stderr":
+                    self._tail.append(message)
                 return
             line = self._encode(stream, message)
             if self._written + len(line) > self._max:
                 self._truncated = True
-                note = f"log truncated: the limit of {self._max} bytes was reached"
+                self._dropped += 1
+                if stream == "stderr":
+                    self._tail.append(message)
+                note = f"{TRUNCATION_NOTE}: the limit of {self._max} bytes was reached"
                 line = self._encode("system", note + "; further output is discarded")
             self._file.write(line)
             self._file.flush()
@@ -100,6 +123,16 @@ class LogWriter:
 
     def close(self) -> None:
         with self._lock:
+            if self._truncated:
+                lines = [
+                    self._encode(
+                        "system",
+                        f"{self._dropped} lines were discarded after the log was truncated; "
+                        f"the last {len(self._tail)} of them from stderr follow",
+                    )
+                ]
+                lines += [self._encode("stderr", m) for m in self._tail]
+                self._file.write(b"".join(lines))
             self._file.close()
 
     @staticmethod
@@ -173,6 +206,7 @@ def sandbox_argv(spec: dict[str, Any], run_dir: Path, bwrap: str, info_fd: int) 
     hosts = run_dir / HOSTS_FILE
     hosts.write_text(hosts_text(dict(spec.get("hostnames", {}))), encoding="utf-8")
     args = [bwrap, "--die-with-parent", "--new-session", "--info-fd", str(info_fd)]
+    args += privilege_args()
     args += mirror_args("/", targets)
     args += ["--dev-bind", "/dev", "/dev", "--proc", "/proc", "--bind", str(tmp), "/tmp"]
     args += ["--bind", str(spec["host_dir"]), SANDBOX_ROOT]
@@ -180,6 +214,11 @@ def sandbox_argv(spec: dict[str, Any], run_dir: Path, bwrap: str, info_fd: int) 
         args += ["--bind", src, dst]
     args += ["--ro-bind", str(hosts), "/etc/hosts", "--chdir", str(spec["cwd"]), "--"]
     return args + [str(a) for a in spec["argv"]]
+
+
+def privilege_args() -> list[str]:
+    """bwrap flags that keep root in the sandbox from writing files marked read-only."""
+    return ["--cap-drop", "CAP_DAC_OVERRIDE"] if os.geteuid() == 0 else []
 
 
 def _die_with_launcher() -> None:

@@ -45,7 +45,8 @@ def probe_sandbox(bwrap: str | None = None) -> tuple[bool, str]:
     path = bwrap or shutil.which("bwrap")
     if path is None:
         return False, "bubblewrap (bwrap) is not installed"
-    argv = [path, "--ro-bind", "/", "/", "--dev-bind", "/dev", "/dev", "--proc", "/proc"]
+    argv = [path, *launcher_module.privilege_args(), "--ro-bind", "/", "/"]
+    argv += ["--dev-bind", "/dev", "/dev", "--proc", "/proc"]
     argv += ["--tmpfs", "/tmp", "--dir", "/tmp/probe", "--new-session", "--", "true"]
     try:
         done = subprocess.run(argv, capture_output=True, timeout=PROBE_TIMEOUT_S, check=False)
@@ -55,6 +56,27 @@ def probe_sandbox(bwrap: str | None = None) -> tuple[bool, str]:
         detail = done.stderr.decode("utf-8", "replace").strip() or f"exit {done.returncode}"
         return False, f"bubblewrap cannot create a sandbox here: {detail}"
     return True, f"bubblewrap at {path}"
+
+
+CAP_DAC_OVERRIDE = 1
+
+
+def read_only_holds(sandbox: bool) -> bool:
+    """Whether a job's process is refused writes to a file without write permission.
+
+    In the sandbox it always is (as root it runs without CAP_DAC_OVERRIDE, see the launcher);
+    without one, it inherits this process's capabilities, so not when we hold that one (root).
+    Hard links into the object store are only safe for a job when this is true.
+    """
+    if sandbox:
+        return True
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("CapEff:"):
+                return not (int(line.split()[1], 16) >> CAP_DAC_OVERRIDE) & 1
+    except (OSError, ValueError, IndexError):
+        pass
+    return os.geteuid() != 0
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:

@@ -96,7 +96,8 @@ def input_data_config(spec: Mapping[str, Any], host: str) -> dict[str, dict[str,
         if "ContentType" in channel:
             entry["ContentType"] = channel["ContentType"]
         entry["TrainingInputMode"] = channel.get("InputMode") or default_mode
-        entry["S3DistributionType"] = s3_source.get("S3DistributionType", "FullyReplicated")
+        # The file's key is S3DistributionType; the API member is S3DataDistributionType.
+        entry["S3DistributionType"] = s3_source.get("S3DataDistributionType", "FullyReplicated")
         entry["RecordWrapperType"] = channel.get("RecordWrapperType", "None")
         config[channel["ChannelName"]] = entry
     return config

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from sageport.runtime.errors import UnknownImage
@@ -147,3 +147,19 @@ def resolve_image(
         f'"/path/to/venv/bin/python"}}), or pass the image as '
         f"'{LOCAL_PREFIX}/path/to/venv/bin/python'."
     )
+
+
+IMAGE_PYTHONS = ("python", "python3")
+"""Commands that, in a container, mean the image's own interpreter."""
+
+
+def with_image_python(argv: Sequence[str], runtime: RuntimeSpec) -> list[str]:
+    """``argv`` with a leading ``python``/``python3`` replaced by the runtime's interpreter.
+
+    A ``ContainerEntrypoint`` of ``["python3", "train.py"]`` means the image's Python; here
+    that is the interpreter the image maps to, not whatever ``python3`` the PATH finds.
+    """
+    out = list(argv)
+    if out and out[0] in IMAGE_PYTHONS:
+        out[0] = runtime.python
+    return out

@@ -114,3 +114,18 @@ def make_tree(paths: HostPaths, channels: Iterable[str] = ()) -> None:
     ]
     for folder in folders:
         folder.mkdir(parents=True, exist_ok=True)
+
+
+def rewrite_opt_ml(value: str, root: Path) -> str:
+    """``value`` with an ``/opt/ml`` path in it pointing under ``root`` instead.
+
+    For processes without a sandbox, where nothing is mounted at ``/opt/ml``: a command-line
+    argument or environment value that is such a path (``/opt/ml/code/train.py``), or an
+    option that carries one (``--model-dir=/opt/ml/model``), is rewritten; anything else,
+    including paths that merely start with the same letters (``/opt/mlflow``), is kept.
+    """
+    base = names.DEFAULT_BASE_DIR
+    head, sep, tail = value.partition("=") if value.startswith("-") else ("", "", value)
+    if tail == base or tail.startswith(base + "/"):
+        return head + sep + str(root) + tail[len(base) :]
+    return value

@@ -1,4 +1,4 @@
-"""What a finished training job leaves: artifacts, its failure reason, its metrics.
+"""What a finished training job leaves: its artifacts and its failure reason.
 
 ``model/`` becomes ``{S3OutputPath}/{job}/output/model.tar.gz`` and ``output/data/``
 ``output.tar.gz``, each packed to a temporary file and stored in one atomic put; checkpoints
@@ -9,11 +9,9 @@ are synced to ``CheckpointConfig.S3Uri``. The failure reason follows SageMaker: 
 from __future__ import annotations
 
 import asyncio
-import re
 import tarfile
 import tempfile
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from datetime import UTC, datetime
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -101,36 +99,3 @@ def failure_reason(
             f'ErrorMessage "{lines}"'
         )[:FAILURE_LIMIT]
     return None
-
-
-class MetricScanner:
-    """``MetricDefinitions`` regexes applied to log lines (first group is the value)."""
-
-    def __init__(self, definitions: Sequence[Mapping[str, str]]) -> None:
-        self._rules: list[tuple[str, re.Pattern[str]]] = []
-        for d in definitions:
-            try:
-                self._rules.append((d["Name"], re.compile(d["Regex"])))
-            except (re.error, KeyError):
-                continue  # a bad regex is ignored, as SageMaker does
-
-    def scan(self, line: str) -> Iterator[tuple[str, float]]:
-        for name, rule in self._rules:
-            for match in rule.finditer(line):
-                try:
-                    yield name, float(match.group(1) if rule.groups else match.group(0))
-                except (ValueError, IndexError):
-                    continue
-
-
-def final_metrics(series: Mapping[str, Sequence[Sequence[float]]]) -> list[dict[str, Any]]:
-    """``FinalMetricDataList``: the last value of each metric, with its time."""
-    return [
-        {
-            "MetricName": name,
-            "Value": points[-1][1],
-            "Timestamp": datetime.fromtimestamp(points[-1][0], UTC).isoformat(),
-        }
-        for name, points in sorted(series.items())
-        if points
-    ]

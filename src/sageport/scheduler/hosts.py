@@ -16,13 +16,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sageport.backends.base import LaunchSpec
+from sageport.backends.base import DEFAULT_MAX_LOG_BYTES, LaunchSpec
+from sageport.backends.local import read_only_holds
 from sageport.runtime import hyperparameters
 from sageport.runtime.config_files import all_hosts, config_files, write_config_files
 from sageport.runtime.entrypoint import plan_launch, program_from_hyperparameters
 from sageport.runtime.environment import training_env
-from sageport.runtime.images import resolve_image
-from sageport.runtime.paths import HostPaths, make_tree
+from sageport.runtime.images import resolve_image, with_image_python
+from sageport.runtime.paths import HostPaths, make_tree, rewrite_opt_ml
 from sageport.runtime.preflight import preflight_argv
 from sageport.scheduler.allocator import HostGrant
 from sageport.storage.objectstore import ObjectStore
@@ -47,6 +48,10 @@ INHERITED_ENV = (
     "LD_LIBRARY_PATH",
 )
 SANDBOX_OVERLAY = "/tmp/sageport-overlay"
+READ_ONLY_NOTE = (
+    "sageport: input files are read-only hard links to the stored S3 objects "
+    "(copy a file before changing it)"
+)
 
 
 @dataclass(frozen=True)
@@ -65,6 +70,13 @@ class JobContext:
     images: Mapping[str, str]
     stop_grace_s: float
     server_env: Mapping[str, str]
+    max_log_bytes: int = DEFAULT_MAX_LOG_BYTES
+
+
+def may_link(job: JobContext) -> bool:
+    """Whether channel files may be hard links to the stored objects (made read-only): only
+    where the job's process cannot write through a read-only file. Else they are copies."""
+    return read_only_holds(job.sandbox)
 
 
 def host_dirs(job: JobContext, host: str) -> tuple[Path, Path]:
@@ -90,6 +102,7 @@ async def stage_host(job: JobContext, host: str, store: ObjectStore) -> tuple[in
             source,
             paths.channel_dir(channel["ChannelName"]),
             shard=(hosts.index(host), len(hosts)),
+            link=may_link(job),
         )
         files += n
         total += size
@@ -181,6 +194,14 @@ def launch_spec(job: JobContext, host: str, grant: HostGrant) -> tuple[LaunchSpe
         container_arguments=algo.get("ContainerArguments"),
     )
     argv = list(plan.argv)
+    if algo.get("ContainerEntrypoint"):
+        argv = with_image_python(argv, runtime)  # "python3" means the image's Python
+    if not job.sandbox:
+        # Nothing is mounted at /opt/ml: paths the request names there mean the host folder.
+        argv = [rewrite_opt_ml(a, host_dir) for a in argv]
+        env = {k: rewrite_opt_ml(v, host_dir) for k, v in env.items()}
+    if job.spec.get("InputDataConfig") and may_link(job):
+        notes.append(READ_ONLY_NOTE)
     if plan.make_executable is not None:
         real = HostPaths(host_dir).code_dir / plan.make_executable.name
         if real.exists():
@@ -207,6 +228,7 @@ def launch_spec(job: JobContext, host: str, grant: HostGrant) -> tuple[LaunchSpe
         sandbox=job.sandbox,
         hostnames={h: "127.0.0.1" for h in hosts},
         stop_grace_s=job.stop_grace_s,
+        max_log_bytes=job.max_log_bytes,
     )
     return spec, notes
 

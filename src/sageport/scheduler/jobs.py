@@ -14,6 +14,8 @@ the life cycle here is the same for both.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import logging
 import time
 from collections.abc import Mapping, Sequence
@@ -21,13 +23,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from sageport.backends.base import Backend, ExitInfo, HostHandle, LaunchSpec
+from sageport.backends.base import (
+    DEFAULT_MAX_LOG_BYTES,
+    TRUNCATION_NOTE,
+    Backend,
+    ExitInfo,
+    HostHandle,
+    LaunchSpec,
+)
 from sageport.catalog import Catalog
 from sageport.clock import Clock
 from sageport.domain import training as T
 from sageport.domain.times import to_datetime
 from sageport.runtime.errors import ContractError
-from sageport.scheduler import artifacts
+from sageport.scheduler import artifacts, metrics
 from sageport.scheduler.allocator import Allocator, HostGrant, HostRequest
 from sageport.scheduler.hosts import JobContext
 from sageport.services.jobs import JobService, secondary_of
@@ -39,9 +48,12 @@ from sageport.store.resources import Resource
 
 log = logging.getLogger(__name__)
 
-MAX_METRIC_POINTS = 10_000
 ERROR_TAIL_LINES = 10
 PROGRESS_INTERVAL_S = 1.0
+DRAIN_READS_PER_TICK = 4
+"""Once a host has exited, up to this many log reads per tick until its log is drained (a
+running host gets one read per tick): the whole log is shipped before the job ends, without
+one flood stalling the server for the time a huge backlog takes."""
 S = T.Secondary
 
 
@@ -57,6 +69,7 @@ class RunnerConfig:
     sandbox_note: str
     stop_grace_s: float
     server_env: Mapping[str, str]
+    max_log_bytes: int = DEFAULT_MAX_LOG_BYTES
 
 
 class JobKind(Protocol):
@@ -106,9 +119,13 @@ class JobRunner:
         self.catalog = catalog
         self.clock = clock
         self.config = config
-        self._tasks: dict[str, asyncio.Task[None]] = {}
+        # Every task in flight, per job: a job with any is skipped by tick() (its step is
+        # under way). Kept per task, so one task's end never forgets another's.
+        self._tasks: dict[str, set[asyncio.Task[None]]] = {}
+        self._staging: dict[str, asyncio.Task[None]] = {}
         self._restored: set[str] = set()
         self._progress_at: dict[str, float] = {}
+        self._scanners: dict[str, metrics.MetricScanner] = {}
 
     # -- the loop's entry point -------------------------------------------------------
 
@@ -120,13 +137,14 @@ class JobRunner:
             status = secondary_of(job)
             busy = busy or status is not S.STARTING
             if job.name in self._tasks:
+                self._interrupt_staging(job, status)
                 continue
             try:
                 self._restore(job)
                 if status is S.STARTING:
                     queue_blocked = self._admit(job, queue_blocked)
                 elif status is S.DOWNLOADING:
-                    self._spawn(job, self._stage_and_launch(job))
+                    self._spawn(job, self._stage_and_launch(job), staging=True)
                 elif status is S.TRAINING:
                     self._watch(job)
                 elif status is S.STOPPING:
@@ -140,15 +158,62 @@ class JobRunner:
         return busy or bool(self._tasks)
 
     async def cancel(self) -> None:
-        tasks = list(self._tasks.values())
+        tasks = [t for group in self._tasks.values() for t in group]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
 
-    def _spawn(self, job: Resource, coro: Any) -> None:
+    def _spawn(self, job: Resource, coro: Any, *, staging: bool = False) -> None:
         task = asyncio.ensure_future(coro)
-        self._tasks[job.name] = task
-        task.add_done_callback(lambda _t, name=job.name: self._tasks.pop(name, None))
+        self._tasks.setdefault(job.name, set()).add(task)
+        if staging:
+            self._staging[job.name] = task
+        task.add_done_callback(functools.partial(self._forget, job.name))
+
+    def _forget(self, name: str, task: asyncio.Task[None]) -> None:
+        group = self._tasks.get(name)
+        if group is not None:
+            group.discard(task)
+            if not group:
+                del self._tasks[name]
+        if self._staging.get(name) is task:
+            del self._staging[name]
+        if not task.cancelled() and task.exception() is not None:
+            log.error(
+                "%s %s: a step failed",
+                self.kind.label,
+                name,
+                exc_info=task.exception(),
+            )
+
+    def _interrupt_staging(self, job: Resource, status: S) -> None:
+        """A stop, or the runtime limit, while staging: cancel it; ``_stopping`` ends the job.
+
+        Staging only awaits between files, and nothing has started before it is done, so a
+        cancelled staging leaves no process behind.
+        """
+        task = self._staging.get(job.name)
+        if task is None or task.done():
+            return
+        if status is S.DOWNLOADING and self._past_deadline(job):
+            self.jobs.move(
+                job.name,
+                S.DOWNLOADING,
+                S.STOPPING,
+                message="Stopping: MaxRuntimeInSeconds exceeded",
+                extra={"stop_reason": "max_runtime"},
+            )
+            status = S.STOPPING
+        if status is S.STOPPING:
+            task.cancel()
+
+    def _past_deadline(self, job: Resource) -> bool:
+        """``MaxRuntimeInSeconds``, counted from the job's start on its hosts (staging too)."""
+        limit = (job.spec.get("StoppingCondition") or {}).get("MaxRuntimeInSeconds")
+        since = job.extra.get("admitted_at") or job.extra.get("started_at")
+        if not limit or not since:
+            return False
+        return (self.clock.now() - to_datetime(since)).total_seconds() > float(limit)
 
     def _restore(self, job: Resource) -> None:
         """After a restart, re-register what a job held; once per job and process."""
@@ -174,9 +239,13 @@ class JobRunner:
             job.name,
             S.STARTING,
             S.DOWNLOADING,
-            extra={"grants": [g.to_json() for g in grants], "sandbox": self.config.sandbox},
+            extra={
+                "grants": [g.to_json() for g in grants],
+                "sandbox": self.config.sandbox,
+                "admitted_at": self.clock.now().isoformat(),
+            },
         )
-        self._spawn(job, self._stage_and_launch(self.jobs.get(job.name)))
+        self._spawn(job, self._stage_and_launch(self.jobs.get(job.name)), staging=True)
         return False
 
     def _context(self, job: Resource) -> JobContext:
@@ -193,6 +262,7 @@ class JobRunner:
             images=self.config.images,
             stop_grace_s=self.config.stop_grace_s,
             server_env=self.config.server_env,
+            max_log_bytes=self.config.max_log_bytes,
         )
 
     async def _stage_and_launch(self, job: Resource) -> None:
@@ -201,6 +271,7 @@ class JobRunner:
         stream_epoch = int(time.time())
         streams = {h: f"{job.name}/{h}-{stream_epoch}" for h in hosts}
         self._system_log(streams[hosts[0]], self._intro(job, ctx))
+        handles: dict[str, Any] = {}
         try:
             files = size = 0
             for host in hosts:
@@ -212,29 +283,32 @@ class JobRunner:
             if secondary_of(self.jobs.get(job.name)) is not S.DOWNLOADING:
                 return  # stopped while staging: _stopping() finishes it
             grants = self.allocator.grants_from_json(job.extra.get("grants", []))
-            handles: dict[str, Any] = {}
             for host, grant in zip(hosts, grants, strict=True):
                 spec, notes = self.kind.launch(ctx, host, grant)
                 self._system_log(streams[host], notes)
                 handles[host] = self.backend.start(spec).to_json()
         except (TransferError, ContractError, OSError, ValueError) as exc:
+            for started in handles.values():  # hosts started before one failed to
+                self.backend.kill(HostHandle.from_json(started))
             await self._fail_early(job, S.DOWNLOADING, str(exc))
             return
-        message = T.MESSAGES[S.TRAINING]
-        if not ctx.sandbox:
-            message += f" (no sandbox: {self.config.sandbox_note}; scripts get SAGEMAKER_BASE_DIR)"
-        self.jobs.move(
+        # The handles are stored before the move: a stop that slips in between then finds
+        # the processes (``_stopping`` terminates them) instead of leaving them unrecorded.
+        self.jobs.update(
             job.name,
-            S.DOWNLOADING,
-            S.TRAINING,
-            message=message,
-            extra={
+            {
                 "hosts": handles,
                 "log_streams": streams,
                 "log_offsets": {},
                 "started_at": self.clock.now().isoformat(),
             },
         )
+        message = T.MESSAGES[S.TRAINING]
+        if not ctx.sandbox:
+            message += f" (no sandbox: {self.config.sandbox_note}; scripts get SAGEMAKER_BASE_DIR)"
+        # A stop that came meanwhile wins: _stopping() terminates what was started.
+        with contextlib.suppress(StatusConflict):
+            self.jobs.move(job.name, S.DOWNLOADING, S.TRAINING, message=message)
 
     def _intro(self, job: Resource, ctx: JobContext) -> list[str]:
         grants = job.extra.get("grants", [])
@@ -292,13 +366,7 @@ class JobRunner:
             )
             self._spawn(job, self._finish(self.jobs.get(job.name)))
             return
-        limit = (job.spec.get("StoppingCondition") or {}).get("MaxRuntimeInSeconds")
-        started = job.extra.get("started_at")
-        if (
-            limit
-            and started
-            and (self.clock.now() - to_datetime(started)).total_seconds() > float(limit)
-        ):
+        if self._past_deadline(job):
             self.jobs.move(
                 job.name,
                 S.TRAINING,
@@ -324,7 +392,10 @@ class JobRunner:
             # Stopped before any process started (queued, or staging was interrupted).
             self.allocator.release(job.name)
             self.jobs.move(
-                job.name, S.STOPPING, S.STOPPED, extra={"ended_at": self.clock.now().isoformat()}
+                job.name,
+                S.STOPPING,
+                self._stopped_status(job),
+                extra={"ended_at": self.clock.now().isoformat()},
             )
             return
         if not job.extra.get("terminated_at"):
@@ -340,43 +411,66 @@ class JobRunner:
         self.jobs.update(job.name, {"terminated_at": self.clock.now().isoformat()})
 
     def _poll_and_ship(self, job: Resource) -> dict[str, ExitInfo | None]:
-        exits = {}
+        """Each host's exit (None while it runs, or while its log is not yet all shipped),
+        after shipping its new log records, error tail and metric matches."""
+        exits: dict[str, ExitInfo | None] = {}
         offsets = dict(job.extra.get("log_offsets") or {})
         streams = job.extra.get("log_streams") or {}
-        metrics = artifacts.MetricScanner(self.kind.metric_definitions(job.spec))
-        series: dict[str, list[list[float]]] = {
-            k: list(v) for k, v in (job.extra.get("metric_series") or {}).items()
-        }
+        scanner = self._scanner(job)
+        states = metrics.load_states(job.extra.get("metric_states"))
+        points: list[tuple[str, float, float]] = []
         # stderr tails per host: the traceback a failure reason quotes, without our own log lines
         tails: dict[str, list[str]] = {
             h: list(v) for h, v in (job.extra.get("error_tails") or {}).items()
         }
+        truncated = dict(job.extra.get("log_truncated") or {})
         changed = False
         for host, handle in self._handles(job).items():
             exit_info = self.backend.poll(handle)  # poll first: then the log read below is complete
-            records, offset = self.backend.read_log(handle, int(offsets.get(host, 0)))
-            if records:
+            offset = int(offsets.get(host, 0))
+            drained = False
+            for _ in range(DRAIN_READS_PER_TICK if exit_info is not None else 1):
+                records, new_offset = self.backend.read_log(handle, offset)
+                if new_offset == offset:
+                    drained = True
+                    break
+                offset = offsets[host] = new_offset
+                changed = True
+                if not records:
+                    continue
                 self.logs.put_events(
                     self.kind.log_group,
                     streams.get(host, f"{job.name}/{host}"),
                     [(r.timestamp_ms, r.message) for r in records],
                 )
-                errors = [r.message for r in records if r.stream != "stdout"]
+                errors = [r.message for r in records if r.stream == "stderr"]
                 if errors:
                     tails[host] = (tails.get(host, []) + errors)[-ERROR_TAIL_LINES:]
                 for r in records:
-                    for name, value in metrics.scan(r.message):
-                        points = series.setdefault(name, [])
-                        if len(points) < MAX_METRIC_POINTS:
-                            points.append([r.timestamp_ms / 1000, value])
-                offsets[host] = offset
-                changed = True
-            exits[host] = exit_info
+                    if r.stream == "system" and r.message.startswith(TRUNCATION_NOTE):
+                        truncated[host] = r.message
+                    if scanner:
+                        points.extend(
+                            (name, r.timestamp_ms / 1000, value)
+                            for name, value in scanner.scan(r.message)
+                        )
+            exits[host] = exit_info if drained else None
         if changed:
-            self.jobs.update(
-                job.name, {"log_offsets": offsets, "metric_series": series, "error_tails": tails}
-            )
+            update: dict[str, Any] = {"log_offsets": offsets, "error_tails": tails}
+            series = metrics.MetricSeries(self.config.jobs_dir / self.kind.folder / job.name)
+            if series.record(states, points):
+                update["metric_states"] = metrics.dump_states(states)
+            if truncated != (job.extra.get("log_truncated") or {}):
+                update["log_truncated"] = truncated
+            self.jobs.update(job.name, update)
         return exits
+
+    def _scanner(self, job: Resource) -> metrics.MetricScanner:
+        scanner = self._scanners.get(job.name)
+        if scanner is None:
+            scanner = metrics.MetricScanner(self.kind.metric_definitions(job.spec))
+            self._scanners[job.name] = scanner
+        return scanner
 
     def _system_log(self, stream: str, lines: list[str]) -> None:
         if lines:
@@ -394,13 +488,11 @@ class JobRunner:
             extra.update(stored)
         except (TransferError, OSError) as exc:
             extra["failure_reason"] = f"Uploading the job's artifacts failed: {exc}"[:1024]
-        extra["final_metrics"] = artifacts.final_metrics(job.extra.get("metric_series") or {})
+        states = metrics.load_states(job.extra.get("metric_states"))
+        if states:
+            extra["final_metrics"] = metrics.final_metrics(states)
         if status is S.STOPPING:
-            end = (
-                S.MAX_RUNTIME_EXCEEDED
-                if job.extra.get("stop_reason") == "max_runtime"
-                else S.STOPPED
-            )
+            end = self._stopped_status(job)
         else:
             reason = extra.get("failure_reason") or artifacts.failure_reason(
                 ctx, exits, self._tails(job)
@@ -416,6 +508,14 @@ class JobRunner:
             extra=extra,
         )
         self.allocator.release(job.name)
+        self._scanners.pop(job.name, None)
+        self._progress_at.pop(job.name, None)
+
+    @staticmethod
+    def _stopped_status(job: Resource) -> S:
+        return (
+            S.MAX_RUNTIME_EXCEEDED if job.extra.get("stop_reason") == "max_runtime" else S.STOPPED
+        )
 
     def _tails(self, job: Resource) -> dict[str, list[str]]:
         """Per host, the stderr tail; else the tail of its log stream (stdout included)."""

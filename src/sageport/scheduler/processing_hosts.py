@@ -22,14 +22,14 @@ from pathlib import Path
 from typing import Any
 
 from sageport.backends.base import LaunchSpec
-from sageport.runtime.images import resolve_image
+from sageport.runtime.images import resolve_image, with_image_python
+from sageport.runtime.paths import rewrite_opt_ml
 from sageport.scheduler.allocator import HostGrant
-from sageport.scheduler.hosts import INHERITED_ENV, JobContext, _gpu_env, host_dirs
+from sageport.scheduler.hosts import INHERITED_ENV, JobContext, _gpu_env, host_dirs, may_link
 from sageport.storage.objectstore import ObjectStore
 from sageport.storage.transfer import TransferError, parse_s3_uri, stage_channel, upload_file
 
 OPT_ML = "/opt/ml"
-PYTHONS = ("python", "python3")
 
 
 def processing_host_names(spec: Mapping[str, Any]) -> list[str]:
@@ -90,6 +90,7 @@ async def stage_processing_host(job: JobContext, host: str, store: ObjectStore) 
             source,
             local_dir(job, host, s3["LocalPath"]),
             shard=(hosts.index(host), len(hosts)),
+            link=may_link(job),
         )
         files, total = files + n, total + b
     for out in _outputs(job.spec):
@@ -108,8 +109,7 @@ def processing_launch_spec(
         raise TransferError(
             "AppSpecification needs a ContainerEntrypoint: without a container image there is no default command."
         )
-    if argv[0] in PYTHONS:
-        argv[0] = runtime.python  # "python3" means the image's Python: the mapped runtime
+    argv = with_image_python(argv, runtime)  # "python3" means the image's Python
     overlay = "/tmp/sageport-overlay" if job.sandbox else str(run_dir / "overlay")
     env = {k: v for k, v in job.server_env.items() if k in INHERITED_ENV}
     env.update(
@@ -154,6 +154,7 @@ def processing_launch_spec(
         hostnames={h: "127.0.0.1" for h in processing_host_names(job.spec)},
         extra_binds=binds,
         stop_grace_s=job.stop_grace_s,
+        max_log_bytes=job.max_log_bytes,
     )
     return spec, []
 
@@ -166,9 +167,7 @@ def _local_paths(spec: Mapping[str, Any]) -> list[str]:
 
 
 def _rewrite(value: str, host_dir: Path) -> str:
-    if value == OPT_ML or value.startswith(OPT_ML + "/"):
-        return str(host_dir) + value[len(OPT_ML) :]
-    return value
+    return rewrite_opt_ml(value, host_dir)
 
 
 async def upload_outputs(

@@ -115,6 +115,7 @@ def build_services(
         sandbox_note=why if not available else "sandbox = off in settings",
         stop_grace_s=settings.stop_grace_seconds,
         server_env=env,
+        max_log_bytes=settings.max_log_bytes_per_host,
     )
     job_runners = [
         JobRunner(kind, service, objects, logs, backend, allocator, catalog, clock, job_config)

@@ -12,6 +12,7 @@ from typing import Any
 
 from sageport.domain import training as T
 from sageport.domain.times import to_datetime
+from sageport.scheduler import metrics
 from sageport.services.jobs import JobService, not_found, secondary_of
 from sageport.store.resources import HistoryEntry, Resource
 
@@ -70,6 +71,23 @@ def transitions(hist: list[HistoryEntry], now: datetime) -> list[dict[str, Any]]
     return out
 
 
+DEFAULT_FALSE = (
+    "EnableNetworkIsolation",
+    "EnableInterContainerTrafficEncryption",
+    "EnableManagedSpotTraining",
+)
+"""Flags DescribeTrainingJob always answers, false when the request left them out."""
+
+
+def log_truncation_note(hosts: dict[str, str]) -> str:
+    """What the status message says when hosts' logs reached the per-host cap."""
+    names = ", ".join(sorted(hosts))
+    return (
+        f"the log of {names} reached the per-host limit (max_log_bytes_per_host) and was "
+        "truncated; the job kept running, further output was discarded"
+    )
+
+
 def describe_job(job: Resource, hist: list[HistoryEntry], now: datetime) -> dict[str, Any]:
     """The DescribeTrainingJob answer: the spec, then runtime state on top."""
     secondary = secondary_of(job)
@@ -84,30 +102,45 @@ def describe_job(job: Resource, hist: list[HistoryEntry], now: datetime) -> dict
             "CreationTime": job.created_at,
             "LastModifiedTime": job.modified_at,
             "SecondaryStatusTransitions": transitions(hist, now),
-            "ModelArtifacts": {"S3ModelArtifacts": extra["model_artifacts"]}
-            if extra.get("model_artifacts")
-            else {},
         }
     )
+    if extra.get("model_artifacts"):
+        out["ModelArtifacts"] = {"S3ModelArtifacts": extra["model_artifacts"]}
+    for flag in DEFAULT_FALSE:
+        out.setdefault(flag, False)
     transitions_ = out["SecondaryStatusTransitions"]
     if transitions_ and secondary is T.Secondary.STARTING and extra.get("queue_message"):
         transitions_[-1]["StatusMessage"] = extra["queue_message"]  # what the queue waits for
     if transitions_ and extra.get("gpu_idle_warning") and not T.primary(secondary).is_terminal():
         transitions_[-1]["StatusMessage"] += f" WARNING: {extra['gpu_idle_warning']}"
+    if extra.get("log_truncated"):
+        note = log_truncation_note(extra["log_truncated"])
+        for item in transitions_:
+            if item["Status"] == T.Secondary.TRAINING.value:
+                item["StatusMessage"] += f" WARNING: {note}"
     out.setdefault("StoppingCondition", {"MaxRuntimeInSeconds": 86400})
     for key, field in (
-        ("started_at", "TrainingStartTime"),
+        # SageMaker's TrainingStartTime is the start on the instances, download included.
+        ("admitted_at" if extra.get("admitted_at") else "started_at", "TrainingStartTime"),
         ("ended_at", "TrainingEndTime"),
         ("failure_reason", "FailureReason"),
         ("final_metrics", "FinalMetricDataList"),
     ):
         if extra.get(key):
             out[field] = extra[key]
-    if extra.get("started_at"):
-        start = to_datetime(extra["started_at"])
-        end = to_datetime(extra["ended_at"]) if extra.get("ended_at") else now
-        seconds = max(1, int((end - start).total_seconds()))
-        count = int(job.spec.get("ResourceConfig", {}).get("InstanceCount", 1) or 1)
+    if "FinalMetricDataList" not in out and extra.get("metric_states"):
+        out["FinalMetricDataList"] = metrics.final_metrics(
+            metrics.load_states(extra["metric_states"])
+        )  # while it runs: the latest values so far
+    start_at = extra.get("admitted_at") or extra.get("started_at")
+    if start_at and extra.get("ended_at") and T.primary(secondary).is_terminal():
+        # As SageMaker: both only once the job has ended (billed from start to end).
+        seconds = max(
+            1, int((to_datetime(extra["ended_at"]) - to_datetime(start_at)).total_seconds())
+        )
+        resources = job.spec.get("ResourceConfig") or {}
+        groups = resources.get("InstanceGroups") or [resources]
+        count = sum(int(g.get("InstanceCount", 1) or 1) for g in groups)
         out["TrainingTimeInSeconds"] = seconds
         out["BillableTimeInSeconds"] = seconds * count
     return out

@@ -4,14 +4,22 @@ Channels come in (``S3Prefix`` and ``ManifestFile``, ``FullyReplicated`` or
 ``ShardedByS3Key``); artifacts and checkpoints go out. When the object store keeps an
 object as a local file, the object is hard-linked into the job folder instead of copied, so
 staging a large local dataset costs one ``link()`` per file (O(1) in its size). Object files
-are never modified in place, so a link keeps the version it was made from.
+are never modified in place (the store replaces by rename), so a link keeps the version it
+was made from; and a linked file is made read-only, because it *is* the stored object: a
+script that opened it for writing would change the object in the store. The caller links
+only where the job's process cannot write a read-only file; elsewhere each file is a
+private copy (a reflink where the filesystem has them, so still O(1) there).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import fcntl
 import json
 import os
+import shutil
+import stat
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -20,6 +28,10 @@ from sageport.errors import AwsError
 from sageport.storage.objectstore import ObjectAttrs, ObjectInfo, ObjectStore
 
 CHUNK = 1 << 20
+FICLONE = 0x40049409
+"""Linux ioctl: make ``dest`` share ``src``'s extents, copy-on-write (btrfs, XFS, ...)."""
+YIELD_EVERY = 64
+"""Staging lets the event loop run (and a stop cancel it) at least every this many files."""
 
 
 class TransferError(Exception):
@@ -83,22 +95,46 @@ def _safe_target(root: Path, rel: str) -> Path:
     return target
 
 
+def _link_read_only(source: Path, tmp: Path) -> None:
+    os.link(source, tmp)
+    mode = stat.S_IMODE(os.stat(tmp).st_mode)
+    if mode & 0o222:
+        os.chmod(tmp, mode & ~0o222)  # the inode is the stored object's: no writes through it
+
+
+def _private_copy(source: Path, tmp: Path) -> None:
+    """A copy of ``source`` of its own: a reflink where the filesystem can, else a copy."""
+    with open(source, "rb") as src, open(tmp, "wb") as dst:
+        try:
+            fcntl.ioctl(dst.fileno(), FICLONE, src.fileno())
+            return
+        except OSError:
+            pass
+        shutil.copyfileobj(src, dst, CHUNK)
+
+
 async def fetch_object(
     store: ObjectStore, bucket: str, key: str, dest: Path, *, link: bool = True
 ) -> int:
-    """Put one object at ``dest``: a hard link when possible, else a streamed copy."""
+    """Put one object at ``dest``: with ``link``, a read-only hard link to the stored file
+    when the store keeps one on this filesystem; else a private, writable copy."""
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(f".{dest.name}.partial")
-    source = store.local_path(bucket, key) if link else None
+    source = store.local_path(bucket, key)
     if source is not None:
         try:
-            if tmp.exists():
+            with contextlib.suppress(FileNotFoundError):
                 tmp.unlink()
-            os.link(source, tmp)
+            if link:
+                _link_read_only(source, tmp)
+            else:
+                await asyncio.to_thread(_private_copy, source, tmp)
             os.replace(tmp, dest)
             return dest.stat().st_size
         except OSError:
-            pass  # another filesystem: fall back to copying
+            # another filesystem, or overwritten meanwhile: fetch it through the store
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
     opened = await store.get_object(bucket, key)
     size = 0
     with open(tmp, "wb") as fh:
@@ -147,6 +183,8 @@ async def stage_channel(
     dest.mkdir(parents=True, exist_ok=True)
     files = total = 0
     for key, rel in pairs:
+        if files % YIELD_EVERY == YIELD_EVERY - 1:
+            await asyncio.sleep(0)
         try:
             total += await fetch_object(store, uri.bucket, key, _safe_target(dest, rel), link=link)
         except AwsError as exc:

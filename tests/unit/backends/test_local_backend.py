@@ -212,6 +212,27 @@ def test_log_flood_is_capped(backend: LocalBackend, make_spec: MakeSpec) -> None
     assert "truncated" in last["m"]
 
 
+def test_stderr_tail_survives_the_log_cap(backend: LocalBackend, make_spec: MakeSpec) -> None:
+    spec = make_spec(
+        """
+        import sys
+        sys.stdout.write(("x" * 99 + "\\n") * 20_000)
+        sys.stdout.flush()
+        raise RuntimeError("the very end")
+        """,
+        max_log_bytes=100_000,
+    )
+    handle = backend.start(spec)
+    assert wait_exit(backend, handle, timeout=30).returncode == 1
+    records, _ = backend.read_log(handle, 0)
+    notes = [r.message for r in records if r.stream == "system"]
+    assert notes[0].startswith("log truncated: the limit of 100000 bytes")
+    assert "lines were discarded" in notes[1]
+    assert records[-1].stream == "stderr"
+    assert records[-1].message == "RuntimeError: the very end"
+    assert (spec.run_dir / "log.jsonl").stat().st_size < 110_000
+
+
 def test_long_lines_are_split(backend: LocalBackend, make_spec: MakeSpec) -> None:
     handle = backend.start(make_spec('print("é" * 100_000)\n'))
     assert wait_exit(backend, handle).returncode == 0

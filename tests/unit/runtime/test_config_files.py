@@ -28,7 +28,7 @@ def _spec(**extra: Any) -> dict[str, Any]:
                     "S3DataSource": {
                         "S3DataType": "S3Prefix",
                         "S3Uri": "s3://b/t",
-                        "S3DistributionType": "ShardedByS3Key",
+                        "S3DataDistributionType": "ShardedByS3Key",
                     }
                 },
             },
