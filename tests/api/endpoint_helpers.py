@@ -8,13 +8,17 @@ CreateEndpoint, and the tests poll DescribeEndpoint as ``EndpointInService`` wai
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import hashlib
 import io
+import json
 import tarfile
 import textwrap
 import time
 import uuid
 import warnings
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +55,44 @@ MISBEHAVING_HANDLER = """
         if data == "pid":
             return {"pid": os.getpid()}
         return {"scaled": [x * scale for x in data]}
+"""
+
+
+#: a framework-free model that reports what its instance sees: its pid, its scale, the GPUs
+#: it was given, the runtime headers that reached it. ``LOAD_SLEEP`` / ``LOAD_FAIL`` in the
+#: model's environment make ``model_fn`` slow or raise; ``{"sleep": s}`` makes a request slow.
+#: A request with CustomAttributes gets ``echo=<them>`` back as the response's.
+INFO_HANDLER = """
+    import json, os, time
+
+    def model_fn(model_dir):
+        time.sleep(float(os.environ.get("LOAD_SLEEP", "0")))
+        if os.environ.get("LOAD_FAIL"):
+            raise ValueError(os.environ["LOAD_FAIL"])
+        with open(os.path.join(model_dir, "scale.txt")) as f:
+            return float(f.read())
+
+    def input_fn(body, content_type):
+        return json.loads(body)
+
+    def predict_fn(data, scale, context):
+        time.sleep(float(data.get("sleep", 0)) if isinstance(data, dict) else 0)
+        return {
+            "pid": os.getpid(),
+            "scale": scale,
+            "cuda": os.environ.get("CUDA_VISIBLE_DEVICES"),
+            "custom": context.custom_attributes,
+            "inference_id": context.inference_id,
+            "header_inference_id": context.get_request_header(0, "X-Amzn-SageMaker-Inference-Id"),
+            "target_variant": context.get_request_header(0, "X-Amzn-SageMaker-Target-Variant"),
+        }
+
+    def output_fn(prediction, accept, context):
+        if prediction["custom"]:
+            context.set_response_header(
+                0, "X-Amzn-SageMaker-Custom-Attributes", "echo=" + prediction["custom"]
+            )
+        return json.dumps(prediction), "application/json"
 """
 
 
@@ -131,16 +173,14 @@ def create_config(
     model: str,
     count: int = 1,
     instance_type: str = "ml.t2.medium",
+    variants: list[dict[str, Any]] | None = None,
 ) -> str:
+    """One ``AllTraffic`` variant of ``model``, or the ``variants`` given (ModelName defaults)."""
     server.client("sagemaker").create_endpoint_config(
         EndpointConfigName=name,
         ProductionVariants=[
-            {
-                "VariantName": "AllTraffic",
-                "ModelName": model,
-                "InstanceType": instance_type,
-                "InitialInstanceCount": count,
-            }
+            {"ModelName": model, "InstanceType": instance_type, "InitialInstanceCount": 1, **v}
+            for v in variants or [{"VariantName": "AllTraffic", "InitialInstanceCount": count}]
         ],
     )
     return name
@@ -167,14 +207,58 @@ def deploy(
     env: dict[str, str] | None = None,
     count: int = 1,
     image: str = PYTORCH_IMAGE,
+    instance_type: str = "ml.t2.medium",
+    variants: list[dict[str, Any]] | None = None,
 ) -> str:
     """Model, config and endpoint of one name; returns it once the endpoint is InService."""
     name = unique(prefix)
     create_model(server, name, archive, env, image)
-    create_config(server, name, name, count)
+    create_config(server, name, name, count, instance_type, variants)
     server.client("sagemaker").create_endpoint(EndpointName=name, EndpointConfigName=name)
     wait_status(server, name)
     return name
+
+
+def no_retries(server: ServerProcess, service: str) -> Any:
+    """A client that shows every error as it came: boto3 retries 429 and 503 by default."""
+    from botocore.config import Config
+
+    return server.client(service, config=Config(retries={"total_max_attempts": 1}))
+
+
+def invoke_json(client: Any, name: str, body: Any, **kwargs: Any) -> tuple[dict[str, Any], Any]:
+    """(the response without its stream, the decoded JSON body)."""
+    resp = client.invoke_endpoint(
+        EndpointName=name, Body=json.dumps(body), ContentType="application/json", **kwargs
+    )
+    data = json.loads(resp.pop("Body").read())
+    return resp, data
+
+
+def tiny_wheel(
+    name: str = "sageport_tiny", version: str = "0.1", value: str = "hi"
+) -> tuple[str, bytes]:
+    """A pure-Python wheel built in memory (no build backend, no network): (filename, bytes)."""
+    dist = f"{name}-{version}.dist-info"
+    files = {
+        f"{name}/__init__.py": f"VALUE = {value!r}\n".encode(),
+        f"{dist}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n".encode(),
+        f"{dist}/WHEEL": b"Wheel-Version: 1.0\nGenerator: sageport-tests\nRoot-Is-Purelib: true\n"
+        b"Tag: py3-none-any\n",
+    }
+    record = [f"{path},sha256={_digest(data)},{len(data)}" for path, data in files.items()] + [
+        f"{dist}/RECORD,,"
+    ]
+    files[f"{dist}/RECORD"] = ("\n".join(record) + "\n").encode()
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as archive:
+        for path, data in files.items():
+            archive.writestr(path, data)
+    return f"{name}-{version}-py3-none-any.whl", buf.getvalue()
+
+
+def _digest(data: bytes) -> str:
+    return base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
 
 
 def delete(server: ServerProcess, name: str, timeout: float = 30) -> None:

@@ -3,8 +3,9 @@
 Each endpoint is real model-server processes (one per instance) behind the runtime proxy;
 these tests check what a client sees: the three body formats, the SageMaker errors for
 every kind of bad request or bad handler (the endpoint stays InService and the next request
-works), an update under continuous load with no failed request, a crashed model server
-being restarted, and the endpoint's logs.
+works), a model that cannot load failing the endpoint with its traceback, the runtime headers,
+code/requirements.txt, an update under continuous load with no failed request, a crashed model
+server being restarted (and still reported once it serves again), and the endpoint's logs.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import textwrap
 import threading
 import time
 from collections.abc import Iterator
@@ -21,14 +23,18 @@ import numpy as np
 import pytest
 from botocore.exceptions import ClientError
 from endpoint_helpers import (
+    INFO_HANDLER,
     TENSORFLOW_IMAGE,
     create_config,
     create_model,
     delete,
     deploy,
     handler_model,
+    invoke_json,
+    no_retries,
     start_server,
     tarball,
+    tiny_wheel,
     unique,
     wait_status,
 )
@@ -67,6 +73,14 @@ def mlp_endpoint(server: ServerProcess) -> Iterator[tuple[str, Any]]:
     archive, mlp = torchscript_mlp()
     name = deploy(server, archive, "mlp", count=2)
     yield name, lambda x: mlp(torch.as_tensor(x, dtype=torch.float32)).detach().numpy()
+    delete(server, name)
+
+
+@pytest.fixture(scope="module")
+def info_endpoint(server: ServerProcess) -> Iterator[str]:
+    """A framework-free endpoint that reports what reached its handler."""
+    name = deploy(server, handler_model(1.0, INFO_HANDLER), "info")
+    yield name
     delete(server, name)
 
 
@@ -197,20 +211,98 @@ def test_an_over_size_body_is_refused_before_the_model(
 
 def test_invoking_while_creating_is_model_not_ready(server: ServerProcess) -> None:
     name = unique("early")
-    create_model(server, name, handler_model(1.0))
+    create_model(server, name, handler_model(1.0, INFO_HANDLER), {"LOAD_SLEEP": "3"})
+    create_config(server, name, name)
+    server.client("sagemaker").create_endpoint(EndpointName=name, EndpointConfigName=name)
+    runtime = no_retries(server, "sagemaker-runtime")
+    try:
+        with pytest.raises(ClientError) as exc:
+            invoke_json(runtime, name, [1])
+        code, status, message = error_of(exc)
+        assert (code, status) == ("ModelNotReadyException", 429)
+        assert "Creating" in message
+        wait_status(server, name)
+        assert invoke_json(runtime, name, [1])[1]["scale"] == 1.0
+    finally:
+        wait_status(server, name)
+        delete(server, name)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_model_fn_that_raises_fails_the_endpoint_with_its_traceback(
+    server: ServerProcess, workers: int
+) -> None:
+    name = unique("nomodel")
+    env = {"LOAD_FAIL": "weights file is corrupt", "SAGEMAKER_MODEL_SERVER_WORKERS": str(workers)}
+    create_model(server, name, handler_model(1.0, INFO_HANDLER), env)
     create_config(server, name, name)
     sm = server.client("sagemaker")
     sm.create_endpoint(EndpointName=name, EndpointConfigName=name)
+    desc = wait_status(server, name, "Failed", timeout=30)
+    reason = desc["FailureReason"]
+    assert "ValueError: weights file is corrupt" in reason
+    assert "model_fn" in reason  # the traceback's tail names the user's function
+    assert "AllTraffic" in reason
+    assert len(reason) <= 1024
+    with pytest.raises(ClientError) as exc:
+        invoke_json(no_retries(server, "sagemaker-runtime"), name, [1])
+    assert error_of(exc)[0] == "ModelNotReadyException"
+    delete(server, name)
+
+
+def test_runtime_headers_reach_the_handler_and_custom_attributes_come_back(
+    server: ServerProcess, info_endpoint: str
+) -> None:
+    runtime = no_retries(server, "sagemaker-runtime")
+    resp, data = invoke_json(
+        runtime,
+        info_endpoint,
+        {},
+        CustomAttributes="trace=abc;k=v",
+        InferenceId="req-42",
+        TargetVariant="AllTraffic",
+    )
+    assert data["custom"] == "trace=abc;k=v"
+    assert data["inference_id"] == "req-42"
+    assert data["header_inference_id"] == "req-42"
+    assert data["target_variant"] == "AllTraffic"
+    assert resp["CustomAttributes"] == "echo=trace=abc;k=v"
+    assert resp["InvokedProductionVariant"] == "AllTraffic"
+    resp, data = invoke_json(runtime, info_endpoint, {})
+    assert data["custom"] is None
+    assert "CustomAttributes" not in resp  # only when the model sets them, as in SageMaker
+
+
+def test_requirements_txt_is_installed_once_into_the_data_folder(server: ServerProcess) -> None:
+    wheel_name, wheel = tiny_wheel("sageport_overlay_probe", value="from the overlay")
+    code = """
+        import os
+        import sageport_overlay_probe
+
+        def model_fn(model_dir):
+            return sageport_overlay_probe.__file__
+
+        def predict_fn(data, model):
+            return {"value": sageport_overlay_probe.VALUE, "file": model, "pid": os.getpid()}
+    """
+    archive = tarball(
+        {
+            "code/inference.py": textwrap.dedent(code).encode(),
+            "code/requirements.txt": f"./wheels/{wheel_name}\n".encode(),
+            f"code/wheels/{wheel_name}": wheel,
+        }
+    )
+    name = deploy(server, archive, "overlay", count=2)
     try:
-        with pytest.raises(ClientError) as exc:
-            invoke(server, name, "[1]")
-        assert error_of(exc)[0] in ("ModelNotReadyException", "ValidationError")
-        if error_of(exc)[0] == "ValidationError":  # ready already: the check did not race
-            assert "not found" not in error_of(exc)[2]
-        wait_status(server, name)
-        assert json.loads(invoke(server, name, "[1]")["Data"]) == {"scaled": [1.0]}
+        runtime = no_retries(server, "sagemaker-runtime")
+        answers = [invoke_json(runtime, name, [0])[1] for _ in range(8)]
+        assert {a["value"] for a in answers} == {"from the overlay"}
+        overlays = server.data_dir / "overlays"
+        (overlay,) = [p for p in overlays.iterdir() if p.is_dir() and (p / ".complete").exists()]
+        assert {a["file"] for a in answers} == {
+            str(overlay / "sageport_overlay_probe" / "__init__.py")
+        }
     finally:
-        wait_status(server, name)
         delete(server, name)
 
 
@@ -266,30 +358,36 @@ def test_a_crashed_model_server_is_restarted_and_reported(
 ) -> None:
     name = handler_endpoint
     sm = server.client("sagemaker")
+    runtime = no_retries(server, "sagemaker-runtime")
     before = json.loads(invoke(server, name, '"pid"')["Data"])["pid"]
     started = time.monotonic()
     with pytest.raises(ClientError) as exc:
-        invoke(server, name, '"exit"')
-    # 503 while it is down; boto3 retries that, and may then meet the instance restarting
-    assert error_of(exc)[0] in ("ServiceUnavailable", "ModelNotReadyException")
+        runtime.invoke_endpoint(EndpointName=name, Body='"exit"', ContentType="application/json")
+    code, status, _ = error_of(exc)
+    assert (code, status) == ("ServiceUnavailable", 503)
     assert time.monotonic() - started < 10  # the request was not left waiting
-    seen_note = None
     after = None
     deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        desc = sm.describe_endpoint(EndpointName=name)
-        assert desc["EndpointStatus"] == "InService"
-        notes = desc["ProductionVariants"][0].get("VariantStatus") or []
-        seen_note = seen_note or next((n for n in notes if "restarted" in n["StatusMessage"]), None)
+    while after is None and time.monotonic() < deadline:
         try:
             after = json.loads(invoke(server, name, '"pid"')["Data"])["pid"]
-            break
         except ClientError as err:
-            assert err.response["Error"]["Code"] in ("ModelNotReadyException", "ServiceUnavailable")
+            error = err.response["Error"]["Code"]
             time.sleep(0.1)
-    assert after is not None and after != before
-    assert seen_note is not None, "DescribeEndpoint never showed the restart"
-    assert "exit code 3" in seen_note["StatusMessage"]
+            if error not in ("ModelNotReadyException", "ServiceUnavailable"):
+                raise
+    assert after is not None
+    assert after != before
+    # Back in service, the variant still says what happened, and when.
+    desc = sm.describe_endpoint(EndpointName=name)
+    assert desc["EndpointStatus"] == "InService"
+    variant = desc["ProductionVariants"][0]
+    assert variant["CurrentInstanceCount"] == 1
+    (note,) = variant["VariantStatus"]
+    assert "was restarted" in note["StatusMessage"]
+    assert "exit code 3" in note["StatusMessage"]
+    assert "serving again" in note["StatusMessage"]
+    assert abs(note["StartTime"].timestamp() - time.time()) < 60
     logs = server.client("logs")
     streams = logs.describe_log_streams(logGroupName=f"/aws/sagemaker/Endpoints/{name}")
     names = [s["logStreamName"] for s in streams["logStreams"]]

@@ -2,7 +2,9 @@
 
 ``GET /_sageport/training-jobs/<name>/gpu`` answers a job's GPU telemetry summary (per GPU:
 samples, mean and peak utilization, peak memory) and the idle-GPU warning, for
-``sageport jobs describe``. Requests are SigV4-signed like every other (service
+``sageport jobs describe``. ``GET /_sageport/endpoints/<name>`` answers an endpoint's
+instances (GPUs, restarts) and per-variant batch-size histograms (``endpoint_report``), for
+``sageport endpoints describe``. Requests are SigV4-signed like every other (service
 ``sagemaker``); errors are JSON 1.1 errors.
 """
 
@@ -27,6 +29,11 @@ class ExtensionProtocol(JsonProtocol):
 
     async def handle(self, request: Request, ctx: RequestContext, body: bytes | None) -> Response:
         parts = request.url.path[len(PREFIX) :].strip("/").split("/")
+        if request.method == "GET" and len(parts) == 2 and parts[0] == "endpoints":
+            from sageport.api.endpoint_report import endpoint_report
+
+            report = await endpoint_report(ctx.services, parts[1])
+            return Response(json.dumps(report), media_type="application/json")
         if (
             request.method != "GET"
             or len(parts) != 3

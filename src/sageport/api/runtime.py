@@ -26,15 +26,26 @@ from sageport.serving.upstream import UpstreamError, UpstreamPool
 
 MAX_BODY = 6 * 1024 * 1024
 INVOCATION_TIMEOUT_S = 60.0
+#: the InvokeEndpoint request headers of the botocore model, passed to the model server as
+#: they came (SageMaker strips every other header).
 FORWARDED = (
     "content-type",
     "accept",
     "x-amzn-sagemaker-custom-attributes",
     "x-amzn-sagemaker-target-model",
+    "x-amzn-sagemaker-target-variant",
+    "x-amzn-sagemaker-target-container-hostname",
     "x-amzn-sagemaker-inference-id",
     "x-amzn-sagemaker-enable-explanations",
+    "x-amzn-sagemaker-inference-component",
     "x-amzn-sagemaker-session-id",
 )
+#: response headers the model may set that reach the client (InvokeEndpoint's output shape).
+RETURNED = {
+    "x-amzn-sagemaker-custom-attributes": "X-Amzn-SageMaker-Custom-Attributes",
+    "x-amzn-sagemaker-new-session-id": "X-Amzn-SageMaker-New-Session-Id",
+    "x-amzn-sagemaker-closed-session-id": "X-Amzn-SageMaker-Closed-Session-Id",
+}
 
 
 class RuntimeValidationError(AwsError):
@@ -120,10 +131,9 @@ class RuntimeProtocol:
             "x-Amzn-Invoked-Production-Variant": variant.name,
             "content-type": resp.headers.get("content-type", "application/json"),
         }
-        if "x-amzn-sagemaker-custom-attributes" in resp.headers:
-            out_headers["X-Amzn-SageMaker-Custom-Attributes"] = resp.headers[
-                "x-amzn-sagemaker-custom-attributes"
-            ]
+        for key, name in RETURNED.items():
+            if key in resp.headers:
+                out_headers[name] = resp.headers[key]
         if resp.status >= 400:
             kind = "server" if resp.status >= 500 else "client"
             text = resp.body.decode("utf-8", "replace")

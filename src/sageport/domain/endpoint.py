@@ -4,7 +4,10 @@ An endpoint is ``Creating`` until every instance of every variant answers ``/pin
 ``Updating`` while a new configuration's instances start beside the old ones (traffic moves
 only when all are ready, so no request is dropped); ``Deleting`` while its processes stop.
 A failed update rolls back: the old instances keep serving and the endpoint is
-``InService`` again with the reason in ``FailureReason``.
+``InService`` again with the reason in ``FailureReason``. When the new configuration does not
+fit beside the old one, the update replaces instances one at a time (old ones stop to make
+room); if such an update fails and an old instance cannot be brought back, the endpoint is
+``UpdateRollbackFailed``: what still runs keeps serving, and it can be updated or deleted.
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ class EndpointStatus(enum.StrEnum):
     """Processes are being stopped; the endpoint disappears after."""
     FAILED = "Failed"
     """Creation failed; FailureReason says why (e.g. the traceback tail of model_fn)."""
+    UPDATE_ROLLBACK_FAILED = "UpdateRollbackFailed"
+    """A rolling update failed and an old instance could not be restarted."""
 
 
 E = EndpointStatus
@@ -39,7 +44,7 @@ TRANSITIONS: TransitionTable[EndpointStatus] = TransitionTable(
             E.DELETING: "deleted while still starting",
         },
         E.IN_SERVICE: {
-            E.UPDATING: "UpdateEndpoint or UpdateEndpointWeightsAndCapacities with new instances",
+            E.UPDATING: "UpdateEndpoint or UpdateEndpointWeightsAndCapacities",
             E.DELETING: "DeleteEndpoint",
         },
         E.UPDATING: {
@@ -48,8 +53,13 @@ TRANSITIONS: TransitionTable[EndpointStatus] = TransitionTable(
             E.DELETING: "deleted during an update",
         },
         E.ROLLING_BACK: {
-            E.IN_SERVICE: "the failed instances are stopped; the old ones never stopped serving",
+            E.IN_SERVICE: "the failed instances are stopped; the old ones serve (again)",
+            E.UPDATE_ROLLBACK_FAILED: "an old instance stopped by a rolling update did not return",
             E.DELETING: "deleted during a rollback",
+        },
+        E.UPDATE_ROLLBACK_FAILED: {
+            E.UPDATING: "UpdateEndpoint: a new configuration may repair it",
+            E.DELETING: "DeleteEndpoint",
         },
         E.FAILED: {
             E.DELETING: "DeleteEndpoint: a failed endpoint can only be deleted",

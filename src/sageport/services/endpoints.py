@@ -17,7 +17,7 @@ from sageport.clock import Clock
 from sageport.domain.arns import sagemaker_arn
 from sageport.domain.endpoint import TRANSITIONS, EndpointStatus
 from sageport.domain.status import IllegalTransition
-from sageport.errors import ValidationException
+from sageport.errors import ResourceLimitExceeded, ValidationException
 from sageport.services import listing
 from sageport.services.admission import Admission, host_request
 from sageport.services.endpoint_configs import EndpointConfigService
@@ -56,8 +56,14 @@ class EndpointService:
     def not_found(self, name: str) -> ValidationException:
         return ValidationException(f'Could not find endpoint "{self.arn(name)}".')
 
-    def _check_config(self, config_name: str) -> Resource:
+    def _check_config(self, config_name: str, counts: dict[str, int] | None = None) -> Resource:
+        """The config, if this machine can ever run all of it at once; else the reason.
+
+        Every instance of every variant is checked together (two 4-GPU variants need 8
+        GPUs), so nothing is accepted that would wait forever; ``ResourceLimitExceeded``.
+        """
         config = self._configs.get(config_name)
+        hosts = []
         for variant in config.spec.get("ProductionVariants", []):
             itype = variant.get("InstanceType")
             if not itype:
@@ -65,10 +71,16 @@ class EndpointService:
                     f"Variant {variant['VariantName']}: serverless variants are not supported by "
                     "sageport; give InstanceType and InitialInstanceCount."
                 )
-            self._admission.check_hosts(
-                [host_request(self._admission.catalog, itype)]
-                * int(variant.get("InitialInstanceCount", 1))
+            count = (counts or {}).get(
+                variant["VariantName"], variant.get("InitialInstanceCount", 1)
             )
+            hosts += [host_request(self._admission.catalog, itype)] * int(count)
+        try:
+            self._admission.check_hosts(hosts)
+        except ResourceLimitExceeded as exc:
+            raise ResourceLimitExceeded(
+                f"Endpoint config {config_name} cannot be served on this machine: {exc.message}."
+            ) from None
         return config
 
     def create(self, params: dict[str, Any]) -> dict[str, Any]:
@@ -119,34 +131,54 @@ class EndpointService:
     def update(self, params: dict[str, Any]) -> dict[str, Any]:
         name = params["EndpointName"]
         endpoint = self.get(name)
-        if endpoint.status != E.IN_SERVICE:
+        status = status_of(endpoint)
+        if status not in (E.IN_SERVICE, E.UPDATE_ROLLBACK_FAILED):
             raise ValidationException(
                 f'Cannot update in-progress endpoint "{endpoint.arn}".'
-                if endpoint.status in (E.CREATING, E.UPDATING, E.ROLLING_BACK)
+                if status in (E.CREATING, E.UPDATING, E.ROLLING_BACK)
                 else f"Cannot update endpoint {name}: it is {endpoint.status}."
             )
-        self._check_config(params["EndpointConfigName"])
+        self._configs.get(params["EndpointConfigName"])
+        retain = bool(params.get("RetainAllVariantProperties"))
+        counts = self._kept_counts(endpoint, params["EndpointConfigName"]) if retain else {}
+        self._check_config(params["EndpointConfigName"], counts)
         self.move(
             name,
-            E.IN_SERVICE,
+            status,
             E.UPDATING,
             "Starting the new configuration's model servers",
-            {"pending": {"config": params["EndpointConfigName"]}, "failure_reason": None},
+            {
+                "pending": {
+                    "config": params["EndpointConfigName"],
+                    "counts": counts,
+                    "retain": retain,
+                    "since": self._clock.now().isoformat(),
+                },
+                "failure_reason": None,
+            },
         )
         self.wake()
         return {"EndpointArn": endpoint.arn}
 
+    def _kept_counts(self, endpoint: Resource, config_name: str) -> dict[str, int]:
+        """RetainAllVariantProperties: the instance counts set by UpdateEndpointWeights..."""
+        variants = {
+            v["VariantName"] for v in self._configs.get(config_name).spec["ProductionVariants"]
+        }
+        return {k: int(v) for k, v in (endpoint.extra.get("counts") or {}).items() if k in variants}
+
     def update_weights(self, params: dict[str, Any]) -> dict[str, Any]:
+        """New weights take effect at once (routes republished); new counts start or stop
+        instances. Either way the endpoint is Updating until it is done, as in SageMaker."""
         name = params["EndpointName"]
         endpoint = self.get(name)
         if endpoint.status != E.IN_SERVICE:
             raise ValidationException(f'Cannot update in-progress endpoint "{endpoint.arn}".')
-        known = {
-            v["VariantName"]
-            for v in self._configs.get(endpoint.extra["config"]).spec["ProductionVariants"]
-        }
-        weights = dict(endpoint.extra.get("weights") or {})
-        counts = dict(endpoint.extra.get("counts") or {})
+        config_name = endpoint.extra["config"]
+        variants = self._configs.get(config_name).spec["ProductionVariants"]
+        known = {v["VariantName"] for v in variants}
+        weights: dict[str, float] = {}
+        counts: dict[str, int] = {}
         for item in params["DesiredWeightsAndCapacities"]:
             variant = item["VariantName"]
             if variant not in known:
@@ -156,20 +188,30 @@ class EndpointService:
             if "DesiredWeight" in item:
                 weights[variant] = float(item["DesiredWeight"])
             if "DesiredInstanceCount" in item:
+                if int(item["DesiredInstanceCount"]) < 1:
+                    raise ValidationException(
+                        f"DesiredInstanceCount for variant {variant} must be at least 1 "
+                        "(sageport keeps at least one instance per variant)."
+                    )
                 counts[variant] = int(item["DesiredInstanceCount"])
-        if counts != (endpoint.extra.get("counts") or {}):
-            self.move(
-                name,
-                E.IN_SERVICE,
-                E.UPDATING,
-                "Changing instance counts",
-                {
+        current = _current_counts(endpoint, variants)
+        counts = {k: v for k, v in counts.items() if v != current.get(k)}
+        if counts:
+            self._check_config(config_name, {**current, **counts})
+        self.move(
+            name,
+            E.IN_SERVICE,
+            E.UPDATING,
+            "Changing instance counts" if counts else "Changing variant weights",
+            {
+                "pending": {
+                    "config": config_name,
+                    "counts": counts,
                     "weights": weights,
-                    "pending": {"config": endpoint.extra["config"], "counts": counts},
-                },
-            )
-        else:
-            self.set_extra(name, {"weights": weights})
+                    "since": self._clock.now().isoformat(),
+                }
+            },
+        )
         self.wake()
         return {"EndpointArn": endpoint.arn}
 
@@ -242,8 +284,32 @@ def _summary(endpoint: Resource) -> dict[str, Any]:
     }
 
 
+def _current_counts(endpoint: Resource, variants: list[dict[str, Any]]) -> dict[str, int]:
+    counts = endpoint.extra.get("counts") or {}
+    return {
+        v["VariantName"]: int(counts.get(v["VariantName"], v.get("InitialInstanceCount", 1)))
+        for v in variants
+    }
+
+
+def _note(entry: Any, status: str) -> dict[str, Any] | None:
+    """A stored ``{"message", "since"}`` note as a ProductionVariantStatus."""
+    if not entry:
+        return None
+    return {"Status": status, "StatusMessage": entry["message"][:1024], "StartTime": entry["since"]}
+
+
 def describe_endpoint(endpoint: Resource, configs: EndpointConfigService) -> dict[str, Any]:
+    """DescribeEndpoint: the spec, the status, per-variant counts/weights and what is going on.
+
+    ``ProductionVariants[].VariantStatus`` says what a variant waits for (GPUs held by other
+    work) while the endpoint is Creating, that counts are changing, and the last restart of a
+    crashed instance (kept until the next deployment). During UpdateEndpoint,
+    ``PendingDeploymentSummary`` describes the new configuration's variants with what they wait
+    for, or that instances are replaced one at a time.
+    """
     extra = endpoint.extra
+    status = endpoint.status
     out: dict[str, Any] = {
         **endpoint.spec,
         **_summary(endpoint),
@@ -255,27 +321,121 @@ def describe_endpoint(endpoint: Resource, configs: EndpointConfigService) -> dic
         config = configs.get(out["EndpointConfigName"])
     except ValidationException:
         return out  # the config was deleted; SageMaker still describes the endpoint
+    pending = extra.get("pending") or {}
+    same_config = pending.get("config") in (None, out["EndpointConfigName"])
+    in_place = status == E.UPDATING and same_config
     replicas = extra.get("replicas") or []
     weights = extra.get("weights") or {}
-    counts = extra.get("counts") or {}
+    desired_weights = {**weights, **(pending.get("weights") or {})} if in_place else weights
+    variants_spec = config.spec.get("ProductionVariants", [])
+    counts = _current_counts(endpoint, variants_spec)
+    desired_counts = {**counts, **(pending.get("counts") or {})} if in_place else counts
     notes = extra.get("variant_notes") or {}
+    queue = _note(extra.get("queue_message"), "Creating")
     variants = []
-    for v in config.spec.get("ProductionVariants", []):
+    for v in variants_spec:
         vname = v["VariantName"]
+        initial = float(v.get("InitialVariantWeight", 1.0))
         live = [r for r in replicas if r["variant"] == vname and r.get("ready")]
         summary: dict[str, Any] = {
             "VariantName": vname,
-            "CurrentWeight": float(weights.get(vname, v.get("InitialVariantWeight", 1.0))),
-            "DesiredWeight": float(weights.get(vname, v.get("InitialVariantWeight", 1.0))),
+            "CurrentWeight": float(weights.get(vname, initial)),
+            "DesiredWeight": float(desired_weights.get(vname, initial)),
             "CurrentInstanceCount": len(live),
-            "DesiredInstanceCount": int(counts.get(vname, v.get("InitialInstanceCount", 1))),
+            "DesiredInstanceCount": desired_counts[vname],
         }
-        images = extra.get("images", {}).get(vname)
+        images = sorted({r.get("image", "") for r in live if r.get("image")})
         if images:
             summary["DeployedImages"] = [{"SpecifiedImage": i, "ResolvedImage": i} for i in images]
+        status_list = []
         if vname in notes:
-            summary["VariantStatus"] = [notes[vname]]
+            status_list.append(
+                {k: notes[vname][k] for k in ("Status", "StatusMessage", "StartTime")}
+            )
+        if status == E.CREATING and queue:
+            status_list.append(queue)
+        if in_place and desired_counts[vname] != counts[vname]:
+            status_list.append(
+                {
+                    "Status": "Updating",
+                    "StatusMessage": (queue or {}).get("StatusMessage")
+                    or f"Changing the instance count from {counts[vname]} to {desired_counts[vname]}",
+                    "StartTime": pending.get("since") or endpoint.modified_at,
+                }
+            )
+        if status_list:
+            summary["VariantStatus"] = status_list
         variants.append(summary)
-    if endpoint.status != E.CREATING or replicas:
+    if status != E.CREATING or replicas or queue:
         out["ProductionVariants"] = variants
+    if status in (E.UPDATING, E.ROLLING_BACK) and not same_config:
+        out["PendingDeploymentSummary"] = _pending_summary(endpoint, configs, pending, queue)
+    return out
+
+
+def _pending_summary(
+    endpoint: Resource, configs: EndpointConfigService, pending: dict[str, Any], queue: Any
+) -> dict[str, Any]:
+    extra = endpoint.extra
+    summary: dict[str, Any] = {"EndpointConfigName": pending["config"]}
+    if pending.get("since"):
+        summary["StartTime"] = pending["since"]
+    try:
+        spec = configs.get(pending["config"]).spec
+    except ValidationException:
+        return summary
+    new = extra.get("pending_replicas") or []
+    rollout = _note(extra.get("rollout"), "Updating")
+    variants = []
+    for v in spec.get("ProductionVariants", []):
+        vname = v["VariantName"]
+        item: dict[str, Any] = {
+            "VariantName": vname,
+            "CurrentWeight": 0.0,
+            "DesiredWeight": float(v.get("InitialVariantWeight", 1.0)),
+            "CurrentInstanceCount": len(
+                [r for r in new if r["variant"] == vname and r.get("ready")]
+            ),
+            "DesiredInstanceCount": int(
+                (pending.get("counts") or {}).get(vname, v.get("InitialInstanceCount", 1))
+            ),
+            "InstanceType": v["InstanceType"],
+        }
+        notes = [n for n in (queue, rollout) if n]
+        notes = notes or [
+            {
+                "Status": "Creating",
+                "StatusMessage": "Starting the new configuration's model servers",
+                "StartTime": pending.get("since") or endpoint.modified_at,
+            }
+        ]
+        item["VariantStatus"] = notes
+        variants.append(item)
+    summary["ProductionVariants"] = variants
+    return summary
+
+
+def instances_report(endpoint: Resource) -> list[dict[str, Any]]:
+    """sageport's own view of an endpoint's instances (``GET /_sageport/endpoints/<name>``):
+    what SageMaker has no field for — per instance its GPUs, port, readiness and restarts."""
+    extra = endpoint.extra
+    out = []
+    for key, role in (("replicas", "serving"), ("pending_replicas", "starting")):
+        for r in extra.get(key) or []:
+            grant = r.get("grant") or {}
+            out.append(
+                {
+                    "InstanceId": r["id"],
+                    "VariantName": r["variant"],
+                    "InstanceType": r.get("instance_type", ""),
+                    "Role": role,
+                    "Ready": bool(r.get("ready")),
+                    "Port": r.get("port"),
+                    "Gpus": list(grant.get("gpus") or []),
+                    "GpuUuids": list(grant.get("gpu_uuids") or []),
+                    "CpuFallback": bool(grant.get("cpu_fallback")),
+                    "Restarts": int(r.get("restarts", 0)),
+                    "LastRestart": r.get("last_restart"),
+                }
+            )
     return out

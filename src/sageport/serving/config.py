@@ -44,6 +44,9 @@ DEFAULT_ACCEPT = "application/json"
 DEFAULT_MAX_PAYLOAD_MB = 6.0
 DEFAULT_BATCH_DELAY_MS = 100.0
 SAGEMAKER_MODEL_DIR = "/opt/ml/model"
+#: the model server's exit status when its model failed to load (several workers); the
+#: endpoint runner reports it as a load failure rather than a crash.
+LOAD_FAILED_EXIT = 78
 
 
 @dataclass(frozen=True)

@@ -5,8 +5,11 @@ code actually reads (``system_properties["model_dir"|"gpu_id"]``, ``request_proc
 get_request_properties()``, ``get_request_header``) and the setters it calls
 (``set_response_content_type``, ``set_response_header``, ``set_response_status``). Index
 arguments exist for signature compatibility; one context is one request. ``custom_attributes``
-is the request's ``X-Amzn-SageMaker-Custom-Attributes`` (sageport addition, also readable as a
-header).
+and ``inference_id`` are the request's ``X-Amzn-SageMaker-Custom-Attributes`` and
+``X-Amzn-SageMaker-Inference-Id`` (sageport additions; every InvokeEndpoint header the runtime
+forwards is also readable with ``get_request_header``). A handler answers custom attributes
+with ``context.set_response_header(0, "X-Amzn-SageMaker-Custom-Attributes", "...")``; the
+client reads them as the response's ``CustomAttributes``.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 CUSTOM_ATTRIBUTES = "x-amzn-sagemaker-custom-attributes"
+INFERENCE_ID = "x-amzn-sagemaker-inference-id"
 
 
 @dataclass(frozen=True)
@@ -61,6 +65,7 @@ class Context:
         self.system_properties: dict[str, Any] = {"model_dir": model_dir, "gpu_id": gpu_id}
         self.request_processor = [RequestProcessor(headers or {})]
         self.custom_attributes: str | None = (headers or {}).get(CUSTOM_ATTRIBUTES)
+        self.inference_id: str | None = (headers or {}).get(INFERENCE_ID)
         self.response_content_type: str | None = None
         self.response_headers: dict[str, str] = {}
         self.response_status: int | None = None

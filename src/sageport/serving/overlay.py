@@ -7,6 +7,14 @@ instance and restart of any model with the same requirements. A file lock serial
 concurrent installs (several worker processes or instances start at once); a ``.complete``
 marker makes a half-finished install count as absent. The folder is then put on ``sys.path``
 (after the code folder, before site-packages) of the model-server process only.
+
+Where overlays live: ``SAGEPORT_OVERLAY_DIR`` (``ServerConfig.overlay_root``). The endpoint
+runner sets it to ``<data folder>/overlays`` and binds that folder into the sandbox, so every
+instance and every restart of an endpoint — and every other endpoint with the same file —
+reuses one install; without it (a model server run by hand) it is ``~/.cache/sageport/overlays``.
+pip runs in the code folder, so a local path in ``requirements.txt`` (``./wheels/x.whl``) is
+relative to the file, as a user reading the file expects. The key is the file's text only: a
+local wheel rebuilt under the same name needs a changed line (a version) to be reinstalled.
 """
 
 from __future__ import annotations
@@ -14,6 +22,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import logging
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -58,8 +67,11 @@ def activate(overlay: Path) -> None:
 
 
 def _install(requirements: Path, target: Path) -> None:
+    """pip into a scratch folder, then rename: a failed install leaves no half overlay."""
     LOG.info("installing %s into %s", requirements, target)
-    target.mkdir(parents=True, exist_ok=True)
+    scratch = target.with_name(f"{target.name}.partial")
+    shutil.rmtree(scratch, ignore_errors=True)
+    scratch.mkdir(parents=True)
     result = subprocess.run(
         [
             sys.executable,
@@ -69,17 +81,21 @@ def _install(requirements: Path, target: Path) -> None:
             "--no-input",
             "--disable-pip-version-check",
             "--target",
-            str(target),
+            str(scratch),
             "-r",
             str(requirements),
         ],
         capture_output=True,
         text=True,
         check=False,
+        cwd=requirements.parent,
     )
     if result.returncode != 0:
+        shutil.rmtree(scratch, ignore_errors=True)
         raise RuntimeError(
             f"pip install -r {requirements} failed (exit {result.returncode}):\n"
             f"{result.stdout[-4000:]}{result.stderr[-4000:]}"
         )
-    (target / MARKER).write_text("ok\n")
+    (scratch / MARKER).write_text("ok\n")
+    shutil.rmtree(target, ignore_errors=True)
+    scratch.rename(target)

@@ -52,11 +52,11 @@ class Router:
     def set(self, endpoint: str, routes: Routes) -> None:
         old = self._routes.get(endpoint)
         if old is not None:
-            # Keep in-flight counts of replicas that stay, so balancing stays fair.
-            counts = {r.id: r.outstanding for v in old.variants for r in v.replicas}
+            # A replica that stays keeps its object: requests in flight decrement the object
+            # they incremented, so its outstanding count stays exact across republishing.
+            kept = {(r.id, r.host, r.port): r for v in old.variants for r in v.replicas}
             for v in routes.variants:
-                for r in v.replicas:
-                    r.outstanding = counts.get(r.id, 0)
+                v.replicas = [kept.get((r.id, r.host, r.port), r) for r in v.replicas]
         self._routes[endpoint] = routes
 
     def remove(self, endpoint: str) -> None:
@@ -82,5 +82,8 @@ class Router:
         else:
             weights = [max(v.weight, 0.0) for v in candidates]
             variant = self._rng.choices(candidates, weights if sum(weights) > 0 else None)[0]
-        replica = min(variant.replicas, key=lambda r: r.outstanding)
+        least = min(r.outstanding for r in variant.replicas)
+        idle = [r for r in variant.replicas if r.outstanding == least]
+        # Ties are broken at random, so sequential traffic spreads over the instances too.
+        replica = idle[0] if len(idle) == 1 else self._rng.choice(idle)
         return variant, replica

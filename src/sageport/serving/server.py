@@ -14,9 +14,11 @@ prints ``sageport model server listening on http://HOST:PORT`` once it accepts c
 Workers: with N > 1 this process is a supervisor. It starts N worker processes that each bind
 the same port with SO_REUSEPORT (the kernel spreads connections over them) once their model
 has loaded (so until the first worker is ready, connections are refused rather than answered
-503), restarts a worker that dies (and exits 1 if workers keep dying at start, e.g. a model
-that cannot load), and forwards SIGTERM. Each worker loads its own copy of the model; ``/metrics``
-from any worker adds up all workers' counts (snapshots exchanged through a temp folder).
+503), restarts a worker that dies (and exits 1 if workers keep dying at start), and forwards
+SIGTERM. A worker whose model fails to load exits with ``LOAD_FAILED_EXIT``; the supervisor
+then stops at once with that status (loading is deterministic: retrying would only delay the
+endpoint's Failed status). Each worker loads its own copy of the model; ``/metrics`` from any
+worker adds up all workers' counts (snapshots exchanged through a temp folder).
 
 Stop: SIGTERM (or SIGINT) stops accepting, lets in-flight requests finish for up to
 ``STOP_GRACE_S`` (below SageMaker's 30 s before SIGKILL), then exits 0.
@@ -39,7 +41,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from sageport.serving.app import ModelServerApp
-from sageport.serving.config import SAGEMAKER_MODEL_DIR, ServerConfig
+from sageport.serving.config import LOAD_FAILED_EXIT, SAGEMAKER_MODEL_DIR, ServerConfig
 from sageport.serving.http import Connections, HttpProtocol
 from sageport.serving.metrics import Metrics
 from sageport.serving.pool import HandlerPool
@@ -125,7 +127,7 @@ async def serve(
         # ping answered 200 by one worker would send traffic to another still loading (503).
         await app.load()
         if app.handler is None:
-            raise SystemExit(1)
+            raise SystemExit(LOAD_FAILED_EXIT)
     server = await loop.create_server(
         lambda: HttpProtocol(app, config.max_payload_bytes, connections),
         config.host,
@@ -184,12 +186,17 @@ def supervise(config: ServerConfig) -> int:
     workers = [subprocess.Popen(command) for _ in range(config.workers)]
     started = [time.monotonic()] * len(workers)
     quick_deaths = 0
+    load_failed = False
     try:
         while not stopping:
             time.sleep(0.2)
             for index, proc in enumerate(workers):
                 if proc.poll() is None or stopping:
                     continue
+                if proc.returncode == LOAD_FAILED_EXIT:
+                    LOG.error("worker %d could not load the model; stopping", proc.pid)
+                    load_failed = stopping = True
+                    break
                 LOG.error("worker %d exited with %s; restarting it", proc.pid, proc.returncode)
                 quick_deaths = quick_deaths + 1 if time.monotonic() - started[index] < 5 else 0
                 if quick_deaths > 2 * config.workers:
@@ -209,6 +216,8 @@ def supervise(config: ServerConfig) -> int:
             if proc.poll() is None:
                 proc.kill()
         shutil.rmtree(metrics_dir, ignore_errors=True)
+    if load_failed:
+        return LOAD_FAILED_EXIT
     return 1 if quick_deaths > 2 * config.workers else 0
 
 

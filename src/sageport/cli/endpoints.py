@@ -1,0 +1,260 @@
+"""``sageport endpoints list|describe|invoke|logs``: endpoints on the running server, from a shell.
+
+Clients like ``sageport jobs``: boto3 against the address and keys in the data folder, plus
+sageport's own ``GET /_sageport/endpoints/<name>`` for what DescribeEndpoint has no field for
+(each instance's GPUs and restarts, the batch-size histogram of each variant). Every command
+takes ``--json``; failures are one line on stderr and exit status 1.
+"""
+
+from __future__ import annotations
+
+import base64
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from sageport.cli.jobs import _json, _table, _when, client, guarded, sageport_api
+from sageport.settings import Settings
+
+LOG_GROUP_PREFIX = "/aws/sagemaker/Endpoints/"
+SETTLED = ("InService", "Failed", "UpdateRollbackFailed")
+
+
+def list_endpoints(
+    settings: Settings, as_json: bool, name_contains: str | None, status: str | None
+) -> int:
+    """Newest first: name, status, created, last modified."""
+
+    def run() -> int:
+        sm = client(settings, "sagemaker")
+        kwargs: dict[str, Any] = {"SortBy": "CreationTime", "SortOrder": "Descending"}
+        if name_contains:
+            kwargs["NameContains"] = name_contains
+        if status:
+            kwargs["StatusEquals"] = status
+        found: list[dict[str, Any]] = []
+        for page in sm.get_paginator("list_endpoints").paginate(**kwargs):
+            found.extend(page["Endpoints"])
+        if as_json:
+            typer.echo(_json(found))
+            return 0
+        rows: list[tuple[str, ...]] = [
+            (
+                str(e["EndpointName"]),
+                str(e["EndpointStatus"]),
+                _when(e.get("CreationTime")),
+                _when(e.get("LastModifiedTime")),
+            )
+            for e in found
+        ]
+        _table(("NAME", "STATUS", "CREATED", "MODIFIED"), rows)
+        return 0
+
+    return guarded(settings, run)
+
+
+def describe_endpoint(settings: Settings, name: str, as_json: bool) -> int:
+    """DescribeEndpoint plus the instances, their GPUs and each variant's batch sizes."""
+
+    def run() -> int:
+        desc = dict(client(settings, "sagemaker").describe_endpoint(EndpointName=name))
+        desc.pop("ResponseMetadata", None)
+        report = sageport_api(settings, f"endpoints/{name}")
+        if as_json:
+            desc["Sageport"] = report
+            typer.echo(_json(desc))
+            return 0
+        fields: list[tuple[str, str]] = [
+            ("Name", desc["EndpointName"]),
+            ("Status", desc["EndpointStatus"]),
+            ("Config", desc.get("EndpointConfigName", "-")),
+            ("Created", _when(desc.get("CreationTime"))),
+            ("Modified", _when(desc.get("LastModifiedTime"))),
+        ]
+        if desc.get("FailureReason"):
+            fields.append(("Failure", desc["FailureReason"]))
+        stats = {v["VariantName"]: v for v in report.get("Variants", [])}
+        for v in desc.get("ProductionVariants") or []:
+            vname = v["VariantName"]
+            fields.append(
+                (
+                    f"Variant {vname}",
+                    f"{v['CurrentInstanceCount']}/{v['DesiredInstanceCount']} instances, "
+                    f"weight {v['CurrentWeight']:g}"
+                    + (
+                        f" (desired {v['DesiredWeight']:g})"
+                        if v["DesiredWeight"] != v["CurrentWeight"]
+                        else ""
+                    ),
+                )
+            )
+            for note in v.get("VariantStatus") or []:
+                fields.append(("  " + note["Status"], str(note.get("StatusMessage", ""))))
+            stat = stats.get(vname)
+            if stat:
+                batching = stat.get("Batching")
+                fields.append(
+                    (
+                        "  Requests",
+                        f"{stat['Invocations']} invocations, {stat['Errors']} errors; batching "
+                        + (
+                            f"on (size {batching['batch_size']}, delay {batching['max_delay_ms']:g} ms)"
+                            if batching
+                            else "off"
+                        ),
+                    )
+                )
+                histogram = stat.get("BatchSizeHistogram") or {}
+                fields.append(
+                    (
+                        "  Batch sizes",
+                        "  ".join(f"{k}: {n}" for k, n in histogram.items())
+                        + f"  (mean {stat['MeanBatchSize']:g})"
+                        if histogram
+                        else "none observed yet",
+                    )
+                )
+            for inst in report.get("Instances", []):
+                if inst["VariantName"] != vname:
+                    continue
+                gpus = ",".join(str(g) for g in inst["Gpus"]) or "none"
+                state = "ready" if inst["Ready"] else "starting"
+                restarts = f", {inst['Restarts']} restart(s)" if inst["Restarts"] else ""
+                last = inst.get("LastRestart") or {}
+                if last:
+                    restarts += f", last at {last['time']}: {last['reason']}"
+                fields.append(
+                    (
+                        f"  {inst['InstanceId']}",
+                        f"{inst['InstanceType']} {inst['Role']} {state}, GPUs {gpus}{restarts}",
+                    )
+                )
+        pending = desc.get("PendingDeploymentSummary")
+        if pending:
+            fields.append(("Pending config", pending["EndpointConfigName"]))
+            for v in pending.get("ProductionVariants") or []:
+                for note in v.get("VariantStatus") or []:
+                    fields.append((f"  {v['VariantName']}", str(note.get("StatusMessage", ""))))
+        width = max(len(k) for k, _ in fields)
+        for key, value in fields:
+            typer.echo(f"{key:<{width}}  {value}")
+        return 0
+
+    return guarded(settings, run)
+
+
+def invoke_endpoint(
+    settings: Settings,
+    name: str,
+    body: str | None,
+    body_file: Path | None,
+    content_type: str,
+    accept: str | None,
+    target_variant: str | None,
+    custom_attributes: str | None,
+    as_json: bool,
+) -> int:
+    """InvokeEndpoint with the body given (``--body``, ``--file``, or stdin); prints the answer."""
+
+    def run() -> int:
+        if body is not None:
+            payload = body.encode()
+        elif body_file is not None:
+            payload = body_file.read_bytes()
+        else:
+            payload = sys.stdin.buffer.read()
+        kwargs: dict[str, Any] = {
+            "EndpointName": name,
+            "Body": payload,
+            "ContentType": content_type,
+        }
+        if accept:
+            kwargs["Accept"] = accept
+        if target_variant:
+            kwargs["TargetVariant"] = target_variant
+        if custom_attributes:
+            kwargs["CustomAttributes"] = custom_attributes
+        resp = client(settings, "sagemaker-runtime").invoke_endpoint(**kwargs)
+        data: bytes = resp["Body"].read()
+        if as_json:
+            out: dict[str, Any] = {
+                "ContentType": resp.get("ContentType"),
+                "InvokedProductionVariant": resp.get("InvokedProductionVariant"),
+            }
+            if resp.get("CustomAttributes"):
+                out["CustomAttributes"] = resp["CustomAttributes"]
+            try:
+                out["Body"] = data.decode("utf-8")
+            except UnicodeDecodeError:
+                out["BodyBase64"] = base64.b64encode(data).decode()
+            typer.echo(_json(out))
+            return 0
+        sys.stdout.buffer.write(data)
+        if not data.endswith(b"\n") and sys.stdout.isatty():
+            sys.stdout.buffer.write(b"\n")
+        sys.stdout.flush()
+        return 0
+
+    return guarded(settings, run)
+
+
+def show_logs(
+    settings: Settings, name: str, follow: bool, as_json: bool, interval: float = 0.5
+) -> int:
+    """The endpoint's log events, instance by instance; with ``follow`` until interrupted
+    (or the endpoint is gone)."""
+
+    def run() -> int:
+        from botocore.exceptions import ClientError
+
+        sm = client(settings, "sagemaker")
+        logs = client(settings, "logs")
+        sm.describe_endpoint(EndpointName=name)  # an unknown endpoint is an error, not silence
+        group = LOG_GROUP_PREFIX + name
+        tokens: dict[str, str | None] = {}
+        collected: list[dict[str, Any]] = []
+        while True:
+            try:
+                streams = logs.describe_log_streams(logGroupName=group)["logStreams"]
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") != "ResourceNotFoundException":
+                    raise
+                streams = []
+            for s in streams:
+                tokens.setdefault(s["logStreamName"], None)
+            for stream in sorted(tokens):
+                for message, token in _events(logs, stream, tokens[stream], group):
+                    tokens[stream] = token
+                    if as_json:
+                        collected.append({"logStreamName": stream, "message": message})
+                    else:
+                        typer.echo(f"[{stream}] {message}")
+            if not follow:
+                break
+            try:
+                sm.describe_endpoint(EndpointName=name)
+            except ClientError:
+                break  # deleted: nothing more will come
+            time.sleep(interval)
+        if as_json:
+            typer.echo(_json(collected))
+        return 0
+
+    return guarded(settings, run)
+
+
+def _events(logs: Any, stream: str, token: str | None, group: str) -> Iterator[tuple[str, str]]:
+    """(message, token after it) for every event of ``stream`` after ``token``, oldest first."""
+    while True:
+        kwargs: dict[str, Any] = {"nextToken": token} if token else {"startFromHead": True}
+        page = logs.get_log_events(logGroupName=group, logStreamName=stream, **kwargs)
+        next_token = page["nextForwardToken"]
+        for event in page["events"]:
+            yield event["message"], next_token
+        if not page["events"] or next_token == token:
+            return
+        token = next_token
