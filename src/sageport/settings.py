@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 DEFAULT_PORT = 5757
 DEFAULT_REGION = "us-east-1"
@@ -29,6 +30,13 @@ class Settings:
     ``database_url`` defaults to a SQLite file in the data folder; a ``postgresql+psycopg://``
     URL works too. ``object_store_url`` is empty for the embedded store on local disk, or an
     ``s3://`` root to keep objects in real S3 / MinIO through s3fs.
+
+    Every field can be set in ``sageport.toml`` in the data folder (:meth:`with_file`), e.g.
+    to keep the objects in a real S3 bucket::
+
+        object_store_url = "s3://my-bucket/sageport"
+        object_store_endpoint_url = "http://127.0.0.1:9000"   # MinIO; omit for AWS
+        object_store_options = { key = "...", secret = "..." } # omit for the AWS chain
     """
 
     data_dir: Path = field(default_factory=default_data_dir)
@@ -37,7 +45,19 @@ class Settings:
     region: str = DEFAULT_REGION
     account_id: str = DEFAULT_ACCOUNT_ID
     database_url: str = ""
+    #: where S3 objects live: empty (or ``file://``) for the embedded store under
+    #: ``objects_dir``; ``file:///path`` for it in another folder; any other fsspec URL for an
+    #: :class:`~sageport.storage.fsspec_store.FsspecObjectStore` there: ``s3://bucket/prefix``
+    #: (real S3 or MinIO through s3fs, ``pip install 'sageport[s3]'``), ``memory://name``
+    #: (gone when the server stops), ``gs://``, ``az://`` ... with their fsspec packages.
     object_store_url: str = ""
+    #: for ``s3://`` stores: the S3 endpoint (MinIO, ...); empty means AWS, or what the server
+    #: process's ``AWS_ENDPOINT_URL_S3``/``AWS_ENDPOINT_URL`` say.
+    object_store_endpoint_url: str = ""
+    #: more fsspec storage options for the store's filesystem (for s3fs: ``key``, ``secret``,
+    #: ``token``, ``profile``, ``client_kwargs = {region_name = "..."}`` ...); without
+    #: credentials here, s3fs uses the standard AWS chain (env, ``~/.aws``, instance role).
+    object_store_options: dict[str, Any] = field(default_factory=dict)
     #: largest JSON request body the control plane accepts (SageMaker's own limit is ~ 1 MB
     #: per the API reference; we allow more so large CreateTrainingJob specs still pass).
     max_json_body_bytes: int = 8 * 1024 * 1024

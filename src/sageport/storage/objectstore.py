@@ -166,12 +166,57 @@ class ObjectStore(Protocol):
 
 
 def open_object_store(settings: Settings) -> ObjectStore:
-    """The store ``settings`` names: the embedded one on local disk (the only one so far)."""
-    if settings.object_store_url and not settings.object_store_url.startswith("file://"):
-        raise ValueError(
-            f"object store {settings.object_store_url!r} is not supported yet; "
-            "leave object_store_url empty for the embedded store"
-        )
-    from sageport.storage.local import LocalObjectStore
+    """The store ``settings.object_store_url`` names (see :class:`~sageport.settings.Settings`).
 
-    return LocalObjectStore(settings.objects_dir)
+    Empty or ``file://``: the embedded store on local disk (``file:///path`` puts it there
+    instead of ``objects_dir``). Anything else is an fsspec URL, served by
+    :class:`~sageport.storage.fsspec_store.FsspecObjectStore`; fsspec and the backend's
+    package (s3fs for ``s3://``) are imported only then.
+    """
+    url = settings.object_store_url
+    if not url or url.startswith("file://"):
+        from sageport.storage.local import LocalObjectStore
+
+        folder = url[len("file://") :] if url else ""
+        return LocalObjectStore(Path(folder) if folder else settings.objects_dir)
+    from sageport.storage.fsspec_io import open_filesystem
+    from sageport.storage.fsspec_store import FsspecObjectStore
+
+    options = dict(settings.object_store_options)
+    if url.startswith(("s3://", "s3a://")):
+        options = _s3_options(settings, options)
+    fs, root = open_filesystem(url, options)
+    return FsspecObjectStore(fs, root, region=settings.region)
+
+
+def _s3_options(settings: Settings, options: dict[str, object]) -> dict[str, object]:
+    """s3fs options: the endpoint from settings, fresh listings, and never this server itself."""
+    import os
+
+    if settings.object_store_endpoint_url:
+        options.setdefault("endpoint_url", settings.object_store_endpoint_url)
+    # other tools may write the bucket too: always ask S3 rather than a listing cache
+    options.setdefault("use_listings_cache", False)
+    client = options.get("client_kwargs")
+    endpoint = str(
+        options.get("endpoint_url")
+        or (client.get("endpoint_url") if isinstance(client, dict) else None)
+        or os.environ.get("AWS_ENDPOINT_URL_S3")
+        or os.environ.get("AWS_ENDPOINT_URL")
+        or ""
+    )
+    if endpoint and _same_server(endpoint, settings):
+        raise ValueError(
+            f"object_store_url {settings.object_store_url!r} would reach S3 at {endpoint}, which "
+            "is this sageport server (AWS_ENDPOINT_URL from `sageport env`?); set "
+            "object_store_endpoint_url to the real S3 endpoint (https://s3.amazonaws.com for AWS)"
+        )
+    return options
+
+
+def _same_server(endpoint: str, settings: Settings) -> bool:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(endpoint)
+    local = {"127.0.0.1", "localhost", "::1", "0.0.0.0", settings.host}
+    return parts.port == settings.port and (parts.hostname or "") in local
