@@ -187,6 +187,86 @@ def logs(
 
 # -- end jobs and logs
 
+# -- endpoints: clients of the running server's HTTP API (sageport.cli.endpoints) ------------
+
+endpoints_app = typer.Typer(no_args_is_help=True, help="Inference endpoints on the running server.")
+app.add_typer(endpoints_app, name="endpoints")
+
+
+@endpoints_app.command("list")
+def endpoints_list(
+    data_dir: DataDir = None,
+    name_contains: Annotated[
+        str | None, typer.Option("--name-contains", help="Part of the name.")
+    ] = None,
+    status: Annotated[
+        str | None, typer.Option(help="Creating, InService, Updating, Failed, ...")
+    ] = None,
+    as_json: AsJson = False,
+) -> None:
+    """List endpoints, newest first."""
+    from sageport.cli.endpoints import list_endpoints
+
+    raise typer.Exit(list_endpoints(_settings(data_dir), as_json, name_contains, status))
+
+
+@endpoints_app.command("describe")
+def endpoints_describe(name: str, data_dir: DataDir = None, as_json: AsJson = False) -> None:
+    """Show one endpoint: variants, instances and their GPUs, batch sizes, failures."""
+    from sageport.cli.endpoints import describe_endpoint
+
+    raise typer.Exit(describe_endpoint(_settings(data_dir), name, as_json))
+
+
+@endpoints_app.command("invoke")
+def endpoints_invoke(
+    name: str,
+    body: Annotated[str | None, typer.Option("--body", help="Request body (text).")] = None,
+    body_file: Annotated[
+        Path | None, typer.Option("--file", help="Read the body from this file.")
+    ] = None,
+    content_type: Annotated[str, typer.Option("--content-type")] = "application/json",
+    accept: Annotated[str | None, typer.Option("--accept")] = None,
+    target_variant: Annotated[str | None, typer.Option("--target-variant")] = None,
+    custom_attributes: Annotated[str | None, typer.Option("--custom-attributes")] = None,
+    data_dir: DataDir = None,
+    as_json: AsJson = False,
+) -> None:
+    """InvokeEndpoint: send a body (--body, --file, or stdin) and print the model's answer."""
+    from sageport.cli.endpoints import invoke_endpoint
+
+    raise typer.Exit(
+        invoke_endpoint(
+            _settings(data_dir),
+            name,
+            body,
+            body_file,
+            content_type,
+            accept,
+            target_variant,
+            custom_attributes,
+            as_json,
+        )
+    )
+
+
+@endpoints_app.command("logs")
+def endpoints_logs(
+    name: str,
+    data_dir: DataDir = None,
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Keep printing until interrupted.")
+    ] = False,
+    as_json: AsJson = False,
+) -> None:
+    """Print an endpoint's model-server logs (/aws/sagemaker/Endpoints/NAME)."""
+    from sageport.cli.endpoints import show_logs
+
+    raise typer.Exit(show_logs(_settings(data_dir), name, follow, as_json))
+
+
+# -- end endpoints
+
 
 def main() -> None:
     app()
