@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import stat
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 from sageport.cli.process import ServerProcess
 
@@ -55,8 +58,44 @@ def test_env_points_unchanged_boto3_code_at_the_server(fresh_server: ServerProce
     assert out.stdout.split() == ["000000000000", "0"]
 
 
-def test_quickstart_runs_a_round_trip(tmp_path: Path) -> None:
-    result = _sageport("quickstart", "--data-dir", str(tmp_path / "qs"))
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "ok  s3.get_object hello.txt" in result.stdout
-    assert "sagemaker.describe_model" in result.stdout
+@pytest.mark.parametrize("framework", ["", "numpy"], ids=["auto", "numpy"])
+def test_quickstart_runs_a_round_trip(tmp_path: Path, framework: str) -> None:
+    """Train on this machine, deploy, predict, clean up — each step printed as it goes; with
+    NumPy alone too (what a machine without torch runs)."""
+    env = {**os.environ, "SAGEPORT_QUICKSTART_FRAMEWORK": framework}
+    result = _sageport("quickstart", "--data-dir", str(tmp_path / "qs"), env=env)
+    out = result.stdout
+    assert result.returncode == 0, out + result.stderr
+    steps = [
+        "[1/4] Train a linear model",
+        "ok  sagemaker.create_training_job quickstart-train-",
+        "Training: ",
+        "ok  training job Completed",
+        "[2/4] Deploy it to an endpoint (ml.m5.large)",
+        "ok  endpoint InService",
+        "[3/4] Predict",
+        "ok  sagemaker-runtime.invoke_endpoint (JSON)",
+        "f([1.0, 2.0]) = -0.50",
+        "[4/4] Clean up",
+        "ok  sagemaker.delete_model quickstart-",
+        "Done in",
+    ]
+    positions = [out.find(step) for step in steps]
+    assert all(p >= 0 for p in positions), [
+        s for s, p in zip(steps, positions, strict=True) if p < 0
+    ]
+    assert positions == sorted(positions), "steps printed out of order"
+    assert "learned w=[3.0, -2.0] b=0.50" in out  # the training script's own output
+    torch = importlib.util.find_spec("torch") is not None
+    assert ("(PyTorch)" if torch and framework != "numpy" else "(NumPy)") in out
+    data = tmp_path / "qs"
+    check = ServerProcess(data)
+    check.start()
+    try:
+        sm = check.client("sagemaker")
+        assert sm.list_endpoints()["Endpoints"] == []
+        assert sm.list_models()["Models"] == []
+        (job,) = sm.list_training_jobs()["TrainingJobSummaries"]
+        assert job["TrainingJobStatus"] == "Completed"
+    finally:
+        check.stop()

@@ -78,8 +78,10 @@ class EndpointService:
         try:
             self._admission.check_hosts(hosts)
         except ResourceLimitExceeded as exc:
+            reason = exc.message.replace("the job needs", "its instances need")
             raise ResourceLimitExceeded(
-                f"Endpoint config {config_name} cannot be served on this machine: {exc.message}."
+                f"Endpoint config {config_name} cannot be served on this machine "
+                f"({len(hosts)} instance{'s' if len(hosts) > 1 else ''} at once): {reason}."
             ) from None
         return config
 

@@ -62,7 +62,7 @@ class ModelServerApp:
         try:
             handler = await job.future
         except Exception as exc:
-            self.load_error = "".join(traceback.format_exception(exc))
+            self.load_error = user_traceback(exc)
             LOG.error("model failed to load:\n%s", self.load_error)
             return
         if self.config.batching:
@@ -192,6 +192,17 @@ class ModelServerApp:
             tmp.write_text(json.dumps(snapshot))
             tmp.replace(path)
             await asyncio.sleep(interval_s)
+
+
+def user_traceback(exc: BaseException) -> str:
+    """The traceback without the model server's own frames: what a person acts on is in the
+    user's code (``model_fn``, an import in ``inference.py``) and the exception line."""
+    here = str(Path(__file__).resolve().parent)
+    info = traceback.TracebackException.from_exception(exc)
+    frames = [f for f in info.stack if not str(Path(f.filename).resolve()).startswith(here)]
+    if frames:
+        info.stack = traceback.StackSummary.from_list(frames)
+    return "".join(info.format())
 
 
 def error_response(exc: BaseException) -> HttpResponse:
