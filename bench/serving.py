@@ -375,10 +375,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     gpu = parser.add_argument_group("GPU variant")
     gpu.add_argument("--gpu", action="store_true", help="run the GPU variant instead")
     gpu.add_argument("--gpu-width", type=int, default=8192)
-    gpu.add_argument("--gpu-depth", type=int, default=256)
+    gpu.add_argument("--gpu-depth", type=int, default=512)
     gpu.add_argument("--gpu-batch-size", type=int, default=32)
     gpu.add_argument("--gpu-delay-ms", type=float, default=5.0)
     gpu.add_argument("--gpu-clients", type=int, default=64)
+    gpu.add_argument("--gpu-warmup", type=int, default=5, help="untimed requests per client")
     gpu.add_argument("--gpu-instance-type", default="ml.g5.xlarge")
     gpu.add_argument(
         "--gpu-on-cpu", action="store_true", help="the GPU flow on the CPU, to test the script"

@@ -3,11 +3,12 @@
 How to run, on a machine with an NVIDIA GPU::
 
     pip install -e . nvidia-ml-py                 # sageport, and NVML for its GPU discovery
-    python bench/serving.py --gpu                 # ~2 minutes; skips cleanly without CUDA
+    python bench/serving.py --gpu                 # a few minutes; skips cleanly without CUDA
 
 A model whose forward dominates (``_common.wide_mlp``, width x depth set by ``--gpu-width`` /
-``--gpu-depth``: the defaults, 8192 x 256, are ~34 GFLOP per row, ~20 ms per 32-row batch on
-an H100-class GPU in fp32), deployed through the real API on ``--gpu-instance-type`` (one GPU)
+``--gpu-depth``: the defaults, 8192 x 512, are ~69 GFLOP per row, some 45 ms per 32-row batch
+on an H100-class GPU in fp32, against well under a millisecond of HTTP and codec work per
+request), deployed through the real API on ``--gpu-instance-type`` (one GPU)
 with sageport's dynamic batching on through the model's environment
 (``SAGEMAKER_TS_BATCH_SIZE`` / ``SAGEMAKER_TS_MAX_BATCH_DELAY``). ``--gpu-clients`` concurrent
 clients (default 64, twice the batch size, so one batch gathers while the other runs) drive the
@@ -52,8 +53,8 @@ GPU_KEYS = (
     "gpu_delay_ms",
     "gpu_clients",
     "gpu_instance_type",
+    "gpu_warmup",
     "seconds",
-    "warmup",
     "bodies",
 )
 
@@ -136,7 +137,7 @@ def run_gpu(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
                 for phase, request, port in phases:
                     before = histogram(sageport)
                     stats = run_async(
-                        drive(port, request, args.gpu_clients, args.seconds, args.warmup)
+                        drive(port, request, args.gpu_clients, args.seconds, args.gpu_warmup)
                     )
                     seen = histogram(sageport) - before
                     stats["batch_size_histogram"] = {str(k): seen[k] for k in sorted(seen)}
