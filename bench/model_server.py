@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -136,6 +137,7 @@ def main() -> int:
         args.out.write_text(json.dumps(results, indent=2))
     finally:
         stop(proc)
+        shutil.rmtree(tmp, ignore_errors=True)
     return 0
 
 
