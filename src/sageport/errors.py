@@ -214,3 +214,4 @@ PreconditionFailed = _s3(
 S3InternalError = _s3("InternalError", 500, "We encountered an internal error. Please try again.")
 NotModified = _s3("NotModified", 304, "Not Modified")
 InvalidRequestS3 = _s3("InvalidRequest", 400, "Invalid Request")
+MaxMessageLengthExceeded = _s3("MaxMessageLengthExceeded", 400, "Your request was too big.")

@@ -35,13 +35,21 @@ class AuthProblem(enum.Enum):
     EXPIRED = "expired"
 
 
-class AuthFailure(Exception):
-    """Why a request was not accepted; the protocol decides how to say it."""
+MISSING_TOKEN = "Missing Authentication Token"
 
-    def __init__(self, problem: AuthProblem, message: str) -> None:
+
+class AuthFailure(Exception):
+    """Why a request was not accepted; the protocol decides how to say it.
+
+    ``bad_argument`` marks an Authorization header of a kind AWS does not know at all
+    (S3 answers ``InvalidArgument`` for it rather than a malformed-signature error).
+    """
+
+    def __init__(self, problem: AuthProblem, message: str, *, bad_argument: bool = False) -> None:
         super().__init__(message)
         self.problem = problem
         self.message = message
+        self.bad_argument = bad_argument
 
 
 @dataclass(frozen=True)
@@ -76,7 +84,11 @@ def parse_scope(credential: str) -> Scope:
 
 def _parse_header(value: str) -> tuple[Scope, list[str], str]:
     if not value.startswith(ALGORITHM + " "):
-        raise AuthFailure(AuthProblem.MALFORMED, "Authorization header must use AWS4-HMAC-SHA256.")
+        raise AuthFailure(
+            AuthProblem.MALFORMED,
+            "Unsupported Authorization Type: the Authorization header must use AWS4-HMAC-SHA256.",
+            bad_argument=not value.startswith(ALGORITHM),
+        )
     fields: dict[str, str] = {}
     for item in value[len(ALGORITHM) + 1 :].split(","):
         key, sep, val = item.strip().partition("=")
@@ -122,6 +134,21 @@ def _query_pairs(raw_query: str) -> dict[str, str]:
     return out
 
 
+def _http_date(value: str) -> datetime | None:
+    """An RFC 1123 date (``Date``) or a SigV4 stamp (``X-Amz-Date``), in UTC; None if neither."""
+    from email.utils import parsedate_to_datetime
+
+    try:
+        return datetime.strptime(value, AMZ_DATE_FORMAT).replace(tzinfo=UTC)
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
 class _SignedAt(HmacV1QueryAuth):  # type: ignore[misc]
     """botocore's v2 query signer, with the ``Expires`` the client signed instead of now."""
 
@@ -141,8 +168,13 @@ class Verifier:
         self._max_skew = max_skew_seconds
 
     def verify(self, req: SignedRequest, body: bytes | None, now: datetime) -> Scope:
-        """Verify ``req``; ``body`` is the payload for services that sign it without a header."""
+        """Verify ``req``; ``body`` is the payload for services that sign it without a header
+        (None for S3, which signs it through ``x-amz-content-sha256``)."""
         auth = req.headers.get("authorization")
+        if auth and auth.startswith("AWS ") and body is None:
+            # S3's v2 header signature; it does not cover the body, so services whose
+            # signature must (they pass the body) only take SigV4
+            return self._verify_header_v2(req, auth, now)
         if auth:
             return self._verify_header(req, auth, body, now)
         query = _query_pairs(req.raw_query)
@@ -150,7 +182,7 @@ class Verifier:
             return self._verify_presigned(req, query, now)
         if "Signature" in query and "AWSAccessKeyId" in query:
             return self._verify_presigned_v2(req, query, now)
-        raise AuthFailure(AuthProblem.MISSING, "Missing Authentication Token")
+        raise AuthFailure(AuthProblem.MISSING, MISSING_TOKEN)
 
     def _key(self, scope: Scope) -> KeyPair:
         key = self._keys.get(scope.access_key)
@@ -248,6 +280,42 @@ class Verifier:
         split = urlsplit(f"http://{req.host}{req.raw_path}" + (f"?{kept}" if kept else ""))
         expected = signer.sign_string(signer.canonical_string(req.method, split, headers))
         if not hmac.compare_digest(expected, _unquote(query["Signature"])):
+            raise AuthFailure(
+                AuthProblem.BAD_SIGNATURE,
+                "The request signature we calculated does not match the signature you provided. "
+                "Check your key and signing method.",
+            )
+        return scope
+
+    def _verify_header_v2(self, req: SignedRequest, auth: str, now: datetime) -> Scope:
+        """S3's older header signature (``AWS <key>:<signature>``), as botocore's ``s3``
+        signature version sends it; the body is not signed (as in S3)."""
+        access, sep, signature = auth[len("AWS ") :].strip().rpartition(":")
+        if not sep or not access or not signature:
+            raise AuthFailure(
+                AuthProblem.MALFORMED,
+                "AWS authorization header is invalid.  Expected AwsAccessKeyId:signature",
+                bad_argument=True,
+            )
+        scope = Scope(access, "", "", "s3")
+        key = self._key(scope)
+        stamp = req.headers.get("x-amz-date") or req.headers.get("date") or ""
+        when = _http_date(stamp)
+        if when is None:
+            raise AuthFailure(
+                AuthProblem.MISSING, "AWS authentication requires a valid Date or x-amz-date header"
+            )
+        if abs((now - when).total_seconds()) > self._max_skew:
+            raise AuthFailure(AuthProblem.SKEWED, "The request time is too far from ours.")
+        headers = HTTPHeaders()
+        for name, value in req.headers.items():
+            headers[name] = value
+        # with x-amz-date signed among the x-amz-* headers, the Date line stays empty
+        date_line = "" if "x-amz-date" in req.headers else req.headers.get("date", "")
+        signer = _SignedAt(Credentials(key.access_key_id, key.secret_access_key), date_line)
+        url = f"http://{req.host}{req.raw_path}" + (f"?{req.raw_query}" if req.raw_query else "")
+        expected = signer.sign_string(signer.canonical_string(req.method, urlsplit(url), headers))
+        if not hmac.compare_digest(expected, signature):
             raise AuthFailure(
                 AuthProblem.BAD_SIGNATURE,
                 "The request signature we calculated does not match the signature you provided. "

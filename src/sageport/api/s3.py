@@ -20,10 +20,12 @@ from botocore.model import OperationModel
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from sageport.api.auth import AuthFailure, AuthProblem
+from sageport.api.auth import MISSING_TOKEN, AuthFailure, AuthProblem
 from sageport.api.dispatch import RequestContext, collect
 from sageport.api.handlers import s3_buckets, s3_listing, s3_multipart, s3_objects
+from sageport.api.handlers.s3_buckets import check_bucket_name
 from sageport.api.s3body import RequestBody
+from sageport.api.s3routes import ModelRoutes
 from sageport.api.s3xml import (
     ROOT_ELEMENTS,
     S3_NS,
@@ -37,8 +39,9 @@ from sageport.api.service_models import ServiceModels
 from sageport.errors import (
     AwsError,
     InvalidAccessKeyId,
+    InvalidArgument,
     KeyTooLong,
-    MalformedXML,
+    MaxMessageLengthExceeded,
     MethodNotAllowed,
     NotImplementedS3,
     RequestTimeTooSkewed,
@@ -114,6 +117,14 @@ def route(method: str, bucket: str, key: str, query: set[str], copy: bool) -> st
     raise MethodNotAllowed()
 
 
+def _not_implemented(operation: str | None, request: Request) -> S3Error:
+    what = operation or f"{request.method} with these sub-resources"
+    return NotImplementedS3(
+        f"{what} is not implemented by sageport (see docs/api-coverage.md)",
+        resource=request.url.path,
+    )
+
+
 def split_path(request: Request) -> tuple[str, str]:
     """(bucket, key) from the raw path; the key is decoded exactly once, never normalised."""
     raw: bytes = request.scope.get("raw_path") or request.url.path.encode()
@@ -131,11 +142,20 @@ class S3Protocol:
         self._services = services
         self._model = ServiceModels().get("s3")
         self._handlers = cast(dict[str, S3Handler], collect(*S3_MODULES))
+        self._routes = ModelRoutes(self._model)
 
     def auth_error(self, failure: AuthFailure) -> AwsError:
+        if failure.bad_argument:
+            value = failure.message
+            return InvalidArgument(
+                "Unsupported Authorization Type"
+                if value.startswith("Unsupported Authorization Type")
+                else value,
+                ArgumentName="Authorization",
+            )
         match failure.problem:
             case AuthProblem.MISSING:
-                return S3AccessDenied()
+                return S3AccessDenied("" if failure.message == MISSING_TOKEN else failure.message)
             case AuthProblem.MALFORMED:
                 return S3AuthorizationHeaderMalformed(failure.message)
             case AuthProblem.UNKNOWN_KEY:
@@ -151,7 +171,17 @@ class S3Protocol:
         bucket, key = split_path(request)
         headers = {k.lower(): v for k, v in request.headers.items()}
         query = dict(request.query_params)
-        name = route(request.method, bucket, key, set(query), "x-amz-copy-source" in headers)
+        modeled = self._routes.operation(request.method, bucket, key, query, set(headers))
+        served = modeled is None or modeled in self._handlers
+        if not served and self._routes.has_subresource(str(modeled)):
+            raise _not_implemented(modeled, request)
+        try:
+            name = route(request.method, bucket, key, set(query), "x-amz-copy-source" in headers)
+        except NotImplementedS3:
+            raise _not_implemented(modeled, request) from None
+        if bucket and name != "CreateBucket":
+            # a name no bucket can have (``..``, ``.x``, ``Upper_Case``) is never looked up
+            check_bucket_name(bucket)
         if len(key.encode("utf-8", "surrogateescape")) > MAX_KEY_BYTES:
             raise KeyTooLong(resource=f"/{bucket}/{key}", Size=str(len(key.encode())))
         operation = self._model.operation_model(name)
@@ -184,7 +214,10 @@ class S3Protocol:
         async for chunk in stream:
             data += chunk
             if len(data) > MAX_XML_BODY:
-                raise MalformedXML("The XML you provided was larger than the maximum allowed")
+                raise MaxMessageLengthExceeded(
+                    f"Your request was too big: XML request bodies may have at most "
+                    f"{MAX_XML_BODY} bytes.",
+                )
         stream.seal()
         if data.strip():
             params[payload] = parse_xml(member, bytes(data))

@@ -9,6 +9,7 @@ headers). XML bodies sent to us are parsed against the input payload shape the s
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from email.utils import format_datetime, parsedate_to_datetime
@@ -124,13 +125,25 @@ def iso8601(value: datetime) -> str:
     return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
 
 
+#: characters XML 1.0 cannot carry at all, not even as character references
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def xml_safe(text: str) -> str:
+    """``text`` with the characters XML cannot hold percent-encoded, so a document that
+    mentions a hostile name (a key or bucket with a NUL in it) still parses."""
+    return _NOT_XML.sub(
+        lambda m: "".join(f"%{b:02X}" for b in m.group().encode("utf-8", "surrogatepass")), text
+    )
+
+
 def _text(shape: Shape, value: Any) -> str:
     kind = shape.type_name
     if kind == "boolean":
         return "true" if value else "false"
     if kind == "timestamp" and isinstance(value, datetime):
         return iso8601(value)
-    return str(value)
+    return xml_safe(str(value))
 
 
 def _append(parent: ET.Element, tag: str, shape: Shape, value: Any) -> None:
@@ -170,9 +183,9 @@ def to_xml(root: str, shape: Shape, value: Mapping[str, Any]) -> bytes:
 def error_xml(code: str, message: str, extra: Mapping[str, str]) -> bytes:
     elem = ET.Element("Error")
     ET.SubElement(elem, "Code").text = code
-    ET.SubElement(elem, "Message").text = message
+    ET.SubElement(elem, "Message").text = xml_safe(message)
     for name, value in extra.items():
-        ET.SubElement(elem, name).text = value
+        ET.SubElement(elem, name).text = xml_safe(value)
     return b'<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(elem)
 
 
