@@ -87,10 +87,10 @@ def test_pytorch_job_trains_and_leaves_a_loadable_model(server: ServerProcess) -
     assert model(torch.zeros(1, 4)).shape == (1, 1)
 
     lines = log_lines(server, name)
-    assert [line for line in lines if line.startswith("epoch=")] == [
-        line for line in lines if line.startswith("epoch=")
-    ][:5]
-    assert sum(line.startswith("epoch=") for line in lines) == 5
+    epochs = [line.split() for line in lines if line.startswith("epoch=")]
+    assert [e[0] for e in epochs] == [f"epoch={i}" for i in range(5)]  # each once, in order
+    losses = [float(e[1].removeprefix("loss=")) for e in epochs]
+    assert losses[-1] < losses[0]  # it trained
     assert any("x.npy" in line and "y.npy" in line for line in lines)
 
 
@@ -333,6 +333,7 @@ CONTRACT_SCRIPT = """
     env = environment.Environment()
     report = {
         "env_vars": env.to_env_vars(),
+        "probed": {"cpus": environment.num_cpus(), "gpus": environment.num_gpus()},
         "process_env": {
             k: v for k, v in os.environ.items() if k.startswith(("SM_", "TRAINING_JOB"))
         },
@@ -360,6 +361,23 @@ def test_sagemaker_training_toolkit_sees_the_requested_job(server: ServerProcess
     assert job["TrainingJobStatus"] == "Completed", job.get("FailureReason")
     report = json.loads(model_files(server, job)["contract.json"])
     env = report["env_vars"]
+    # Every SM_* variable the toolkit derives is one sageport wrote, with the same value,
+    # and sageport writes no other (SM_STUDIO_LOCAL_MODE is an input the toolkit reads).
+    ours = {k: v for k, v in report["process_env"].items() if k.startswith("SM_")}
+    assert set(ours) - {"SM_STUDIO_LOCAL_MODE"} == set(env)
+    # The toolkit counts the machine's CPUs; sageport gives the instance type's allocation.
+    assert ours["SM_NUM_CPUS"] == "4"  # ml.m5.xlarge
+    assert env["SM_NUM_CPUS"] == str(report["probed"]["cpus"])
+    for key, value in env.items():
+        if key == "SM_NUM_CPUS":
+            continue
+        if key == "SM_TRAINING_ENV":
+            theirs, mine = json.loads(value), json.loads(ours[key])
+            assert mine.pop("num_cpus") == 4
+            theirs.pop("num_cpus")
+            assert mine == theirs
+            continue
+        assert ours[key] == value, key
     assert env["SM_MODEL_DIR"] == "/opt/ml/model"
     assert env["SM_NUM_GPUS"] == "0"
     assert env["SM_CHANNELS"] == '["test","train"]'

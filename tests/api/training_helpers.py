@@ -13,6 +13,7 @@ import tarfile
 import textwrap
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 from sageport.cli.process import ServerProcess
@@ -61,12 +62,13 @@ def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
 
-def source_tar(files: dict[str, str]) -> bytes:
-    """``sourcedir.tar.gz`` as the SDK builds it: the files at the archive's root."""
+def source_tar(files: dict[str, str | bytes]) -> bytes:
+    """``sourcedir.tar.gz`` as the SDK builds it: the files at the archive's root (text is
+    dedented; bytes are stored as they are)."""
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w:gz") as tar:
         for name, text in files.items():
-            data = textwrap.dedent(text).encode()
+            data = text if isinstance(text, bytes) else textwrap.dedent(text).encode()
             info = tarfile.TarInfo(name)
             info.size = len(data)
             info.mode = 0o644
@@ -92,14 +94,20 @@ def put_objects(
     return f"s3://{bucket}/{prefix}/"
 
 
-def s3_channel(name: str, uri: str) -> dict[str, Any]:
+def s3_channel(
+    name: str,
+    uri: str,
+    *,
+    data_type: str = "S3Prefix",
+    distribution: str = "FullyReplicated",
+) -> dict[str, Any]:
     return {
         "ChannelName": name,
         "DataSource": {
             "S3DataSource": {
-                "S3DataType": "S3Prefix",
+                "S3DataType": data_type,
                 "S3Uri": uri,
-                "S3DataDistributionType": "FullyReplicated",
+                "S3DataDistributionType": distribution,
             }
         },
     }
@@ -113,14 +121,15 @@ def job_request(
     channels: dict[str, str] | None = None,
     hyperparameters: dict[str, Any] | None = None,
     image: str = PYTORCH_IMAGE,
-    extra_files: dict[str, str] | None = None,
+    extra_files: dict[str, str | bytes] | None = None,
+    program: str = "train.py",
     **overrides: Any,
 ) -> dict[str, Any]:
     """A ``CreateTrainingJob`` request shaped like the AWS tutorials' (code uploaded first)."""
-    code = source_tar({"train.py": script, **(extra_files or {})})
+    code = source_tar({program: script, **(extra_files or {})})
     put_objects(server, f"{name}/source", {"sourcedir.tar.gz": code})
     hps = {k: json.dumps(v) for k, v in (hyperparameters or {}).items()}
-    hps["sagemaker_program"] = json.dumps("train.py")
+    hps["sagemaker_program"] = json.dumps(program)
     hps["sagemaker_submit_directory"] = json.dumps(f"s3://{BUCKET}/{name}/source/sourcedir.tar.gz")
     hps["sagemaker_region"] = json.dumps(server.region)
     hps["sagemaker_container_log_level"] = "20"
@@ -223,7 +232,11 @@ def download(server: ServerProcess, uri: str) -> bytes:
 
 def model_files(server: ServerProcess, job: dict[str, Any]) -> dict[str, bytes]:
     """The members of the job's ``model.tar.gz``, by name."""
-    data = download(server, job["ModelArtifacts"]["S3ModelArtifacts"])
+    return tar_members(download(server, job["ModelArtifacts"]["S3ModelArtifacts"]))
+
+
+def tar_members(data: bytes) -> dict[str, bytes]:
+    """The files of a ``.tar.gz``, by name."""
     out: dict[str, bytes] = {}
     with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
         for member in tar.getmembers():
@@ -241,3 +254,13 @@ def npy(array: Any) -> bytes:
     buf = io.BytesIO()
     np.save(buf, array)
     return buf.getvalue()
+
+
+def host_folder(server: ServerProcess, name: str, host: str = "algo-1") -> Path:
+    """The folder a training job's host sees as ``/opt/ml`` (in the server's data folder)."""
+    return server.data_dir / "jobs" / "training" / name / host
+
+
+def report(server: ServerProcess, job: dict[str, Any], member: str = "report.json") -> Any:
+    """A JSON file the job's script left in its model folder."""
+    return json.loads(model_files(server, job)[member])

@@ -112,8 +112,13 @@ def plan_launch(
     python: str,
     container_entrypoint: Sequence[str] | None = None,
     container_arguments: Sequence[str] | None = None,
+    listing_dir: Path | None = None,
 ) -> LaunchPlan:
     """The commands that start the user code of a job (reads ``code_dir``'s listing).
+
+    ``code_dir`` is the code folder as the process sees it (``/opt/ml/code`` in a sandbox);
+    ``listing_dir``, when given, is the same folder as this process sees it, where
+    ``requirements.txt`` and ``setup.py`` are looked for.
 
     ``program`` is the entry point (see ``program_from_hyperparameters``); ``cmd_args`` the
     user hyperparameters as ``hyperparameters.to_cmd_args`` formats them; ``python`` the
@@ -125,9 +130,10 @@ def plan_launch(
         return LaunchPlan(argv=argv, cwd=code_dir)
 
     name = validate_entry_point(program)
-    has_requirements = (code_dir / names.REQUIREMENTS_FILE).exists()
+    real = listing_dir or code_dir
+    has_requirements = (real / names.REQUIREMENTS_FILE).exists()
     pip = (python, "-m", "pip", "install")
-    kind = entry_point_type(code_dir, name)
+    kind = entry_point_type(real, name)
     if kind is EntryPointType.PYTHON_PACKAGE:
         install = (*pip, ".", *(("-r", names.REQUIREMENTS_FILE) if has_requirements else ()))
         module = re.sub(r"\.py$", "", name)

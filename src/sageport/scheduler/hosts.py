@@ -192,6 +192,7 @@ def launch_spec(job: JobContext, host: str, grant: HostGrant) -> tuple[LaunchSpe
         python=runtime.python,
         container_entrypoint=algo.get("ContainerEntrypoint"),
         container_arguments=algo.get("ContainerArguments"),
+        listing_dir=HostPaths(host_dir).code_dir,
     )
     argv = list(plan.argv)
     if algo.get("ContainerEntrypoint"):
@@ -203,7 +204,7 @@ def launch_spec(job: JobContext, host: str, grant: HostGrant) -> tuple[LaunchSpe
     if job.spec.get("InputDataConfig") and may_link(job):
         notes.append(READ_ONLY_NOTE)
     if plan.make_executable is not None:
-        real = HostPaths(host_dir).code_dir / plan.make_executable.name
+        real = HostPaths(host_dir).code_dir / plan.make_executable.relative_to(seen.code_dir)
         if real.exists():
             real.chmod(real.stat().st_mode | 0o111)
     if plan.install:
@@ -211,7 +212,9 @@ def launch_spec(job: JobContext, host: str, grant: HostGrant) -> tuple[LaunchSpe
         overlay = SANDBOX_OVERLAY if job.sandbox else str(run_dir / "overlay")
         env["PYTHONPATH"] = ":".join(p for p in (overlay, env.get("PYTHONPATH", "")) if p)
         steps = " && ".join(
-            shlex.join([*cmd, "--target", overlay, "--no-warn-script-location"])
+            # no pip self-update check: it would reach out to PyPI from every job
+            "PIP_DISABLE_PIP_VERSION_CHECK=1 "
+            + shlex.join([*cmd, "--target", overlay, "--no-warn-script-location"])
             for cmd in plan.install
         )
         argv = ["/bin/sh", "-c", f'{steps} && exec "$@"', "sh", *argv]

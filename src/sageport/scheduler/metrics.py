@@ -27,7 +27,8 @@ from typing import Any
 
 SERIES_FILE = "metrics.jsonl"
 MAX_SERIES_POINTS = 5_000
-"""Per metric, the series file holds between this many and twice this many points."""
+"""Per metric, the series file holds fewer than twice this many points (and, once thinned,
+at least this many)."""
 
 
 class MetricScanner:
@@ -109,9 +110,8 @@ class MetricSeries:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.path, "a", encoding="utf-8") as f:
             f.writelines(lines)
-        crowded = {n for n, s in states.items() if s.kept >= 2 * self.max_points}
-        if crowded:
-            self._thin(states, crowded)
+        while crowded := {n for n, s in states.items() if s.kept >= 2 * self.max_points}:
+            self._thin(states, crowded)  # more than once only after a very large batch
         return True
 
     def _thin(self, states: dict[str, MetricState], names: set[str]) -> None:

@@ -2,7 +2,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sageport.runtime.paths import HostPaths, make_tree
+import pytest
+
+from sageport.runtime.paths import HostPaths, make_tree, rewrite_opt_ml
 
 
 def test_layout_matches_the_opt_ml_contract() -> None:
@@ -38,3 +40,19 @@ def test_make_tree_creates_folders_but_not_intermediate(tmp_path: Path) -> None:
         assert folder.is_dir(), folder
     # The toolkit syncs output/intermediate to S3 only if it does not exist yet.
     assert not paths.output_intermediate_dir.exists()
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("/opt/ml", "/data/h"),
+        ("/opt/ml/code/train.py", "/data/h/code/train.py"),
+        ("--model-dir=/opt/ml/model", "--model-dir=/data/h/model"),
+        ("/opt/mlflow/x", "/opt/mlflow/x"),  # same letters, another folder
+        ("train.py", "train.py"),
+        ("a=/opt/ml/model", "a=/opt/ml/model"),  # not an option: kept as given
+        ("--flag", "--flag"),
+    ],
+)
+def test_opt_ml_paths_point_at_the_host_folder_without_a_sandbox(value: str, expected: str) -> None:
+    assert rewrite_opt_ml(value, Path("/data/h")) == expected

@@ -5,7 +5,7 @@ import sys
 import pytest
 
 from sageport.runtime.errors import UnknownImage
-from sageport.runtime.images import parse_ecr, resolve_image, version_from_tag
+from sageport.runtime.images import parse_ecr, resolve_image, version_from_tag, with_image_python
 
 PT = (
     "763104351884.dkr.ecr.us-east-1.amazonaws.com/pytorch-training:"
@@ -103,3 +103,17 @@ def test_parsing_helpers() -> None:
     assert version_from_tag("2.0-gpu") == "2.0"
     assert version_from_tag("latest") is None
     assert version_from_tag(None) is None
+
+
+def test_python_in_an_entrypoint_is_the_images_interpreter() -> None:
+    runtime = resolve_image(PT, {"pytorch": "/venvs/torch/bin/python"})
+    assert with_image_python(["python3", "train.py"], runtime) == [
+        "/venvs/torch/bin/python",
+        "train.py",
+    ]
+    assert with_image_python(["/bin/sh", "-c", "python x"], runtime) == [
+        "/bin/sh",
+        "-c",
+        "python x",
+    ]
+    assert with_image_python([], runtime) == []

@@ -1,0 +1,256 @@
+"""How the user code runs and what Describe says about it, against a live server.
+
+Entry points the toolkit knows (``.sh``, ``requirements.txt`` installed into the job's own
+overlay), ``ContainerEntrypoint``, ``MetricDefinitions`` → ``FinalMetricDataList``, a log
+flood whose end must not be lost, the times SageMaker reports once a job ended, and
+DeleteTrainingJob.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import importlib.util
+import io
+import sys
+import zipfile
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+from training_helpers import (
+    PYTORCH_IMAGE,
+    log_lines,
+    model_files,
+    report,
+    submit,
+    unique,
+    wait,
+    wait_for,
+)
+
+from sageport.cli.process import ServerProcess
+
+
+def _wheel(package: str, source: str) -> tuple[str, bytes]:
+    """A pure-Python wheel built by hand (no index, no build backend): (file name, bytes)."""
+    dist = f"{package}-0.1.dist-info"
+    files = {
+        f"{package}/__init__.py": source.encode(),
+        f"{dist}/METADATA": f"Metadata-Version: 2.1\nName: {package}\nVersion: 0.1\n".encode(),
+        f"{dist}/WHEEL": (
+            b"Wheel-Version: 1.0\nGenerator: sageport-tests\nRoot-Is-Purelib: true\n"
+            b"Tag: py3-none-any\n"
+        ),
+    }
+    record = []
+    for path, data in files.items():
+        digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+        record.append(f"{path},sha256={digest},{len(data)}")
+    record.append(f"{dist}/RECORD,,")
+    files[f"{dist}/RECORD"] = ("\n".join(record) + "\n").encode()
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for path, data in files.items():
+            zf.writestr(path, data)
+    return f"{package}-0.1-py3-none-any.whl", buf.getvalue()
+
+
+def test_requirements_txt_is_installed_into_the_jobs_own_overlay(server: ServerProcess) -> None:
+    package = f"sageport_tiny_{unique('p').split('-')[1]}"
+    wheel_name, wheel = _wheel(package, "ANSWER = 42\n")
+    script = f"""
+        import json, os, sys
+        import {package}
+        with open(os.path.join(os.environ["SM_MODEL_DIR"], "report.json"), "w") as f:
+            json.dump({{"answer": {package}.ANSWER, "file": {package}.__file__}}, f)
+    """
+    name = unique("reqs")
+    submit(
+        server,
+        name,
+        script,
+        extra_files={"requirements.txt": f"./{wheel_name}\n", wheel_name: wheel},
+    )
+    job = wait(server, name, timeout=180)
+    assert job["TrainingJobStatus"] == "Completed", job.get("FailureReason")
+    seen = report(server, job)
+    assert seen["answer"] == 42
+    assert "sageport-overlay" in seen["file"] or "/overlay/" in seen["file"]
+    assert any("Installing requirements into" in line for line in log_lines(server, name))
+    # never into the server's own environment (the same interpreter as this test's)
+    assert importlib.util.find_spec(package) is None
+
+
+SHELL_SCRIPT = """\
+#!/bin/sh
+set -e
+echo "shell got: $*"
+printf 'from the shell' > "$SM_MODEL_DIR/from-shell.txt"
+"""
+
+
+@pytest.mark.parametrize("program", ["train.sh", "bin/train.sh"])
+def test_shell_entry_point_runs_with_the_hyperparameters_as_arguments(
+    server: ServerProcess, program: str
+) -> None:
+    name = unique("shell")
+    submit(server, name, SHELL_SCRIPT, program=program, hyperparameters={"epochs": 2})
+    job = wait(server, name)
+    assert job["TrainingJobStatus"] == "Completed", job.get("FailureReason")
+    assert model_files(server, job) == {"from-shell.txt": b"from the shell"}
+    assert "shell got: --epochs 2" in log_lines(server, name)
+
+
+ENTRYPOINT_SCRIPT = """
+    import json, os, sys
+    with open(os.path.join(os.environ["SM_MODEL_DIR"], "report.json"), "w") as f:
+        json.dump({"argv": sys.argv, "python": sys.executable, "cwd": os.getcwd()}, f)
+"""
+
+
+def test_container_entrypoint_and_arguments_run_as_given(server: ServerProcess) -> None:
+    name = unique("entry")
+    submit(
+        server,
+        name,
+        ENTRYPOINT_SCRIPT,
+        AlgorithmSpecification={
+            "TrainingImage": PYTORCH_IMAGE,
+            "TrainingInputMode": "File",
+            "ContainerEntrypoint": ["python3", "/opt/ml/code/train.py"],
+            "ContainerArguments": ["--mode", "custom", "--model-dir=/opt/ml/model"],
+        },
+    )
+    job = wait(server, name)
+    assert job["TrainingJobStatus"] == "Completed", job.get("FailureReason")
+    seen = report(server, job)
+    assert seen["argv"][1:3] == ["--mode", "custom"]  # no hyperparameters appended
+    assert seen["argv"][3].startswith("--model-dir=")
+    assert seen["argv"][3].endswith("/model")
+    assert len(seen["argv"]) == 4
+    assert seen["python"] == sys.executable  # "python3" is the image's (mapped) interpreter
+    assert job["AlgorithmSpecification"]["ContainerEntrypoint"][0] == "python3"
+
+
+METRICS_SCRIPT = """
+    import sys
+    for step in range(12_000):  # more matches than sageport ever kept in a job record
+        print(f"step {step} loss={1.0 / (step + 1):.6f}")
+    print("validation acc=0.8125")
+    print("final loss=0.000042", flush=True)
+"""
+
+
+def test_final_metric_data_list_holds_the_last_match_of_each_metric(
+    server: ServerProcess,
+) -> None:
+    name = unique("metrics")
+    submit(
+        server,
+        name,
+        METRICS_SCRIPT,
+        AlgorithmSpecification={
+            "TrainingImage": PYTORCH_IMAGE,
+            "TrainingInputMode": "File",
+            "MetricDefinitions": [
+                {"Name": "train:loss", "Regex": r"loss=([0-9.]+)"},
+                {"Name": "validation:accuracy", "Regex": r"acc=([0-9.]+)"},
+                {"Name": "never:seen", "Regex": r"nothing=([0-9.]+)"},
+            ],
+        },
+    )
+    job = wait(server, name, timeout=120)
+    assert job["TrainingJobStatus"] == "Completed", job.get("FailureReason")
+    final = {m["MetricName"]: m for m in job["FinalMetricDataList"]}
+    assert set(final) == {"train:loss", "validation:accuracy"}
+    assert final["train:loss"]["Value"] == pytest.approx(0.000042)
+    assert final["validation:accuracy"]["Value"] == pytest.approx(0.8125)
+    assert job["TrainingStartTime"] <= final["train:loss"]["Timestamp"] <= job["TrainingEndTime"]
+
+
+FLOOD_SCRIPT = """
+    import sys
+    line = "x" * 120 + "\\n"
+    sys.stdout.write(line * 24_000)  # ~2.9 MiB in one go, far more than one log read
+    print("the last stdout line", flush=True)
+    raise ValueError("broke right at the end")
+"""
+
+
+def test_the_end_of_a_fast_log_is_kept_and_quoted(server: ServerProcess) -> None:
+    name = unique("flood")
+    submit(server, name, FLOOD_SCRIPT)
+    job = wait(server, name, timeout=120)
+    assert job["TrainingJobStatus"] == "Failed"
+    assert "ValueError: broke right at the end" in job["FailureReason"]
+    assert "ExitCode 1" in job["FailureReason"]
+    lines = log_lines(server, name)
+    assert sum(line == "x" * 120 for line in lines) == 24_000
+    assert "the last stdout line" in lines
+    assert "ValueError: broke right at the end" in lines  # (stderr and stdout interleave freely)
+
+
+def test_times_and_defaults_describe_fills_as_sagemaker_does(server: ServerProcess) -> None:
+    sm = server.client("sagemaker")
+    name = unique("billable")
+    submit(server, name, "import time\nprint('working', flush=True)\ntime.sleep(1.5)\n")
+    running = wait_for(server, name, "Training")
+    for absent in ("TrainingTimeInSeconds", "BillableTimeInSeconds", "ModelArtifacts"):
+        assert absent not in running, absent
+    job = wait(server, name)
+    assert job["TrainingJobStatus"] == "Completed", job.get("FailureReason")
+    assert job["TrainingTimeInSeconds"] >= 1
+    assert job["BillableTimeInSeconds"] == job["TrainingTimeInSeconds"]  # one instance
+    elapsed = (job["TrainingEndTime"] - job["TrainingStartTime"]).total_seconds()
+    assert abs(job["BillableTimeInSeconds"] - elapsed) <= 1
+    assert job["EnableNetworkIsolation"] is False
+    assert job["EnableInterContainerTrafficEncryption"] is False
+    assert job["EnableManagedSpotTraining"] is False
+    again = sm.describe_training_job(TrainingJobName=name)
+    assert again["BillableTimeInSeconds"] == job["BillableTimeInSeconds"]  # fixed once ended
+
+
+def test_billable_time_counts_every_instance(server: ServerProcess) -> None:
+    name = unique("billable2")
+    submit(
+        server,
+        name,
+        "import time\ntime.sleep(1.2)\n",
+        ResourceConfig={"InstanceType": "ml.m5.large", "InstanceCount": 2, "VolumeSizeInGB": 1},
+        EnableNetworkIsolation=True,
+    )
+    job = wait(server, name, timeout=60)
+    assert job["TrainingJobStatus"] == "Completed", job.get("FailureReason")
+    assert job["BillableTimeInSeconds"] == 2 * job["TrainingTimeInSeconds"]
+    assert job["EnableNetworkIsolation"] is True  # as requested, not the default
+
+
+def _error(call: Any, **kwargs: Any) -> dict[str, str]:
+    with pytest.raises(ClientError) as info:
+        call(**kwargs)
+    return dict(info.value.response["Error"])
+
+
+def test_delete_training_job(server: ServerProcess) -> None:
+    sm = server.client("sagemaker")
+    done, running = unique("del-done"), unique("del-running")
+    submit(server, done, "print('done')\n")
+    submit(server, running, "import time\ntime.sleep(60)\n")
+    assert wait(server, done)["TrainingJobStatus"] == "Completed"
+    wait_for(server, running, "Training")
+
+    error = _error(sm.delete_training_job, TrainingJobName=running)
+    assert error["Code"] == "ValidationException"
+    assert "InProgress" in error["Message"]
+
+    sm.delete_training_job(TrainingJobName=done)
+    error = _error(sm.describe_training_job, TrainingJobName=done)
+    assert error == {"Code": "ValidationException", "Message": "Requested resource not found."}
+    listed = sm.list_training_jobs(NameContains=done)["TrainingJobSummaries"]
+    assert listed == []
+    assert _error(sm.delete_training_job, TrainingJobName=done)["Code"] == "ValidationException"
+
+    sm.stop_training_job(TrainingJobName=running)
+    assert wait(server, running, timeout=30)["TrainingJobStatus"] == "Stopped"
+    sm.delete_training_job(TrainingJobName=running)
