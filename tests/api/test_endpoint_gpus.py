@@ -212,3 +212,35 @@ def server_api(server: ServerProcess, path: str) -> dict[str, Any]:
     with urllib.request.urlopen(http, timeout=10) as resp:
         data: dict[str, Any] = json.loads(resp.read())
     return data
+
+
+@pytest.mark.parametrize(
+    "instance_type", ["ml.g4dn.xlarge", "ml.g4dn.12xlarge"], ids=["beside", "in-place"]
+)
+def test_a_failed_update_rolls_back_and_the_old_model_serves(
+    server: ServerProcess, instance_type: str
+) -> None:
+    """Blue/green (fits beside) and instance by instance (only fits in place): either way a new
+    model that cannot load leaves the old one serving, with the reason."""
+    sm = server.client("sagemaker")
+    name = deploy(server, handler_model(1.0, INFO_HANDLER), "rb", instance_type=instance_type)
+    bad = unique("rb-bad")
+    create_model(server, bad, handler_model(2.0, INFO_HANDLER), {"LOAD_FAIL": "no weights"})
+    create_config(server, bad, bad, instance_type=instance_type)
+    runtime = no_retries(server, "sagemaker-runtime")
+    try:
+        sm.update_endpoint(EndpointName=name, EndpointConfigName=bad)
+        deadline = time.monotonic() + 60
+        while (desc := sm.describe_endpoint(EndpointName=name))["EndpointStatus"] != "InService":
+            assert desc["EndpointStatus"] in ("Updating", "RollingBack")
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        assert desc["EndpointConfigName"] == name
+        assert desc["FailureReason"].startswith("Update failed and was rolled back:")
+        assert "ValueError: no weights" in desc["FailureReason"]
+        assert desc["ProductionVariants"][0]["CurrentInstanceCount"] == 1
+        assert invoke_json(runtime, name, {})[1]["scale"] == 1.0
+    finally:
+        delete(server, name)
+        sm.delete_endpoint_config(EndpointConfigName=bad)
+        sm.delete_model(ModelName=bad)
