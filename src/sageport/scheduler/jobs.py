@@ -137,7 +137,8 @@ class JobRunner:
             status = secondary_of(job)
             busy = busy or status is not S.STARTING
             if job.name in self._tasks:
-                self._interrupt_staging(job, status)
+                with contextlib.suppress(StatusConflict):  # the API moved it meanwhile
+                    self._interrupt_staging(job, status)
                 continue
             try:
                 self._restore(job)
