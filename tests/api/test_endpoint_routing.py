@@ -159,3 +159,35 @@ def test_desired_instance_count_scales_out_and_in(server: ServerProcess) -> None
         assert left < pids
     finally:
         delete(server, name)
+
+
+def test_an_endpoint_keeps_serving_across_a_server_restart(server: ServerProcess) -> None:
+    """The model servers outlive ``sageport serve``; a restarted server routes to them again
+    and keeps their GPUs on its books (a new endpoint then gets other GPUs)."""
+    name = deploy(
+        server, handler_model(1.0, INFO_HANDLER), "restart", instance_type="ml.g4dn.xlarge"
+    )
+    try:
+        before = invoke_json(no_retries(server, "sagemaker-runtime"), name, {})[1]
+        server.restart()
+        runtime = no_retries(server, "sagemaker-runtime")
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                after = invoke_json(runtime, name, {})[1]
+                break
+            except ClientError as exc:
+                if exc.response["Error"]["Code"] != "ModelNotReadyException":
+                    raise
+                assert time.monotonic() < deadline
+                time.sleep(0.1)
+        assert (after["pid"], after["cuda"]) == (before["pid"], before["cuda"])
+        other = deploy(
+            server, handler_model(2.0, INFO_HANDLER), "other", instance_type="ml.g4dn.xlarge"
+        )
+        try:
+            assert invoke_json(runtime, other, {})[1]["cuda"] != before["cuda"]
+        finally:
+            delete(server, other)
+    finally:
+        delete(server, name)
