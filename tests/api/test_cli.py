@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import shlex
 import stat
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
-from sageport.cli.process import ServerProcess
+from sageport.cli.process import ServerProcess, free_port
 
 
 def _sageport(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -99,3 +101,80 @@ def test_quickstart_runs_a_round_trip(tmp_path: Path, framework: str) -> None:
         assert job["TrainingJobStatus"] == "Completed"
     finally:
         check.stop()
+
+
+def _exports(stdout: str) -> dict[str, str]:
+    out = {}
+    for line in stdout.splitlines():
+        name, _, value = line.removeprefix("export ").partition("=")
+        out[name] = shlex.split(value)[0] if value else ""
+    return out
+
+
+def test_env_names_an_sdk_config_with_telemetry_off_and_a_default_bucket(
+    fresh_server: ServerProcess,
+) -> None:
+    result = _sageport("env", "--data-dir", str(fresh_server.data_dir))
+    assert result.returncode == 0, result.stderr
+    exports = _exports(result.stdout)
+    config_path = Path(exports["SAGEMAKER_USER_CONFIG_OVERRIDE"])
+    assert config_path == fresh_server.data_dir / "sagemaker-config.yaml"
+    config = yaml.safe_load(config_path.read_text())
+    modules = config["SageMaker"]["PythonSDK"]["Modules"]
+    assert modules["TelemetryOptOut"] is True
+    assert modules["Session"]["DefaultS3Bucket"] == "sagemaker-sageport"
+    assert config["SageMaker"]["TrainingJob"]["RoleArn"].startswith("arn:aws:iam::000000000000:")
+    assert exports["AWS_ACCESS_KEY_ID"] == fresh_server.keys[0]
+    assert exports["AWS_DEFAULT_REGION"] == fresh_server.region
+
+
+def test_serve_on_all_interfaces_warns(tmp_path: Path) -> None:
+    port = free_port()
+    cmd = [sys.executable, "-m", "sageport", "serve", "--host", "0.0.0.0", "--port", str(port),
+           "--data-dir", str(tmp_path / "data")]  # fmt: skip
+    lines: list[str] = []
+    with subprocess.Popen(
+        cmd, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True
+    ) as proc:
+        try:
+            assert proc.stderr is not None
+            for line in proc.stderr:
+                lines.append(line)
+                if "sageport serving on" in line:
+                    break
+        finally:
+            proc.terminate()
+            proc.wait(30)
+    warning = next((line for line in lines if line.startswith("WARNING")), "")
+    assert "binding to 0.0.0.0" in warning, lines
+    assert str(tmp_path / "data" / "credentials.json") in warning
+    # and it still tells clients to come in over loopback
+    assert f"sageport serving on http://127.0.0.1:{port}" in lines[-1]
+
+
+def test_a_configured_account_id_shows_in_arns(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "sageport.toml").write_text('account_id = "123456789012"\nregion = "eu-west-1"\n')
+    proc = ServerProcess(data, region="eu-west-1")
+    proc.start()
+    try:
+        assert proc.client("sts").get_caller_identity()["Account"] == "123456789012"
+        sm = proc.client("sagemaker")
+        arn = sm.create_model(
+            ModelName="acct",
+            PrimaryContainer={"Image": "123.dkr.ecr.eu-west-1.amazonaws.com/x:1"},
+            ExecutionRoleArn="arn:aws:iam::123456789012:role/R",
+        )["ModelArn"]
+        assert arn == "arn:aws:sagemaker:eu-west-1:123456789012:model/acct"
+        assert sm.list_tags(ResourceArn=arn)["Tags"] == []
+        s3 = proc.client("s3")
+        assert s3.list_buckets()["Owner"]["ID"] == "123456789012"
+        config = yaml.safe_load((data / "sagemaker-config.yaml").read_text())
+        assert config["SageMaker"]["Model"]["ExecutionRoleArn"].startswith(
+            "arn:aws:iam::123456789012:role/"
+        )
+        exports = _exports(_sageport("env", "--data-dir", str(data)).stdout)
+        assert exports["AWS_DEFAULT_REGION"] == "eu-west-1"
+    finally:
+        proc.stop()

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import time
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -116,3 +117,67 @@ def test_models_and_tags_survive_restart(fresh_server: ServerProcess) -> None:
         == "kept"
     )
     assert sm.list_tags(ResourceArn=arn)["Tags"] == [{"Key": "team", "Value": "ml"}]
+
+
+def _endpoint_config(sm: Any, name: str, model: str) -> None:
+    sm.create_endpoint_config(
+        EndpointConfigName=name,
+        ProductionVariants=[
+            {"VariantName": "AllTraffic", "ModelName": model, "InitialInstanceCount": 1,
+             "InstanceType": "ml.m5.large"}
+        ],
+    )  # fmt: skip
+
+
+def _cut_after(times: list[datetime]) -> datetime:
+    """The first whole second after all of ``times`` (timestamps travel in whole seconds)."""
+    latest = max(times)
+    return latest.replace(microsecond=0) + timedelta(seconds=1)
+
+
+def test_list_models_and_endpoint_configs_by_creation_time(server: ServerProcess) -> None:
+    sm = server.client("sagemaker")
+    marker = uuid.uuid4().hex[:8]
+    batches: list[list[str]] = [[f"ct-{marker}-{b}{i}" for i in range(2)] for b in "abc"]
+    created: list[list[datetime]] = []
+    for n, batch in enumerate(batches):
+        if n:
+            time.sleep(1.1)  # so the batches fall into different seconds
+        times = []
+        for name in batch:
+            _create(sm, name)
+            _endpoint_config(sm, name, name)
+            times.append(sm.describe_model(ModelName=name)["CreationTime"])
+            times.append(sm.describe_endpoint_config(EndpointConfigName=name)["CreationTime"])
+        created.append(times)
+    cut1, cut2 = _cut_after(created[0]), _cut_after(created[1])
+    assert cut1 <= min(created[1])
+    assert cut2 <= min(created[2])
+    a, b, c = batches
+
+    def models(**kwargs: Any) -> list[str]:
+        pages = sm.get_paginator("list_models").paginate(
+            NameContains=marker, PaginationConfig={"PageSize": 1}, **kwargs
+        )
+        return [m["ModelName"] for page in pages for m in page["Models"]]
+
+    def configs(**kwargs: Any) -> list[str]:
+        pages = sm.get_paginator("list_endpoint_configs").paginate(
+            NameContains=marker, PaginationConfig={"PageSize": 1}, **kwargs
+        )
+        return [m["EndpointConfigName"] for page in pages for m in page["EndpointConfigs"]]
+
+    for listing in (models, configs):
+        assert listing(CreationTimeBefore=cut1, SortBy="Name", SortOrder="Ascending") == a
+        assert listing(CreationTimeAfter=cut1, CreationTimeBefore=cut2, SortBy="Name") == b[::-1]
+        assert listing(CreationTimeAfter=cut2, SortBy="CreationTime", SortOrder="Ascending") == c
+        newest_first = listing(CreationTimeAfter=cut1)
+        assert newest_first == (b + c)[::-1]
+        assert listing(CreationTimeAfter=cut2 + timedelta(days=1)) == []
+    one = sm.list_endpoint_configs(NameContains=marker, MaxResults=2, SortBy="Name")
+    assert [e["EndpointConfigName"] for e in one["EndpointConfigs"]] == (c[::-1])
+    assert one["NextToken"]
+    rest = sm.list_endpoint_configs(
+        NameContains=marker, MaxResults=2, SortBy="Name", NextToken=one["NextToken"]
+    )
+    assert [e["EndpointConfigName"] for e in rest["EndpointConfigs"]] == b[::-1]

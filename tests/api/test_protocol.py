@@ -149,8 +149,18 @@ def test_bad_json_unknown_target_and_oversized_body(server: ServerProcess) -> No
     status, body, _ = _raw(server, {**headers, "X-Amz-Target": "Nope.ListModels"}, b"{}")
     assert (status, body["__type"]) == (400, "UnknownOperationException")
     big = json.dumps({"NameContains": "x" * (9 * 1024 * 1024)}).encode()
-    status, body, _ = _raw(server, headers, big)
-    assert status == 413
+    status, body, resp_headers = _raw(server, headers, big)
+    assert (status, body["__type"]) == (413, "RequestEntityTooLargeException")
+    assert body["message"] == f"Request body exceeds the limit of {8 * 1024 * 1024} bytes."
+    assert resp_headers["x-amzn-errortype"] == "RequestEntityTooLargeException"
+    # a body just under the limit is read, validated and refused for what it says instead
+    under = json.dumps({"NameContains": "x" * (7 * 1024 * 1024)}).encode()
+    status, body, _ = _raw(server, headers, under)
+    assert (status, body["__type"]) == (400, "ValidationException")
+    assert (
+        "at 'nameContains' failed to satisfy constraint: Member must have length"
+        in (body["message"])
+    )
     # and the server keeps serving
     assert "Models" in server.client("sagemaker").list_models()
 

@@ -83,7 +83,8 @@ def env(data_dir: DataDir = None) -> None:
     """Print export lines that point boto3 and the SageMaker SDK at the server: eval "$(sageport env)"."""
     from sageport.cli.serverinfo import env_lines
 
-    for line in env_lines(_settings(data_dir)):
+    # the data folder's sageport.toml may name another region or account than the defaults
+    for line in env_lines(_settings(data_dir).with_file()):
         typer.echo(line)
 
 
