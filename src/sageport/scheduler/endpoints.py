@@ -165,7 +165,22 @@ class EndpointRunner(EndpointUpdates):
                 }
                 self.instances.note(ep.name, r, f"instance {r['id']} restarted: {reason}")
                 changed = True
-            elif not r.get("ready") and (await self.instances.ping(r)).status == 200:
+            elif r.get("ready"):
+                continue
+            elif (ping := await self.instances.ping(r)).status == 500:
+                # Restarted, but the model no longer loads: say so (it stays out of the routes).
+                last_line = (ping.body.strip().splitlines() or ["?"])[-1]
+                message = (
+                    f"Instance {r['id']} was restarted but its model failed to load: {last_line}"
+                )
+                if notes.get(r["variant"], {}).get("StatusMessage") != message[:1024]:
+                    notes[r["variant"]] = {
+                        "Status": "Updating",
+                        "StatusMessage": message[:1024],
+                        "StartTime": now,
+                    }
+                    changed = True
+            elif ping.status == 200:
                 r["ready"] = True
                 last = r.get("last_restart") or {}
                 if last:
