@@ -1,8 +1,8 @@
 """The S3 API over an fsspec object store (``object_store_url``), with real boto3 clients.
 
-``memory://`` and ``local://`` stand in for ``s3://`` here: the same FsspecObjectStore code
-serves them, minus s3fs (whose own path runs in tests/unit/storage/test_fsspec_store.py
-against a moto server when s3fs is installed).
+``memory://`` and ``local://`` stand in for ``s3://``: the same FsspecObjectStore code serves
+them. Where s3fs (the ``s3`` extra) and moto are installed, a moto server stands in for AWS
+and the store is a real ``s3://`` one.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
 from boto3.s3.transfer import TransferConfig
 from botocore.exceptions import ClientError
@@ -138,3 +139,45 @@ def test_a_training_job_reads_and_writes_through_the_fsspec_store(
     job = wait(memory_server, name)
     assert job["TrainingJobStatus"] == "Completed", job.get("FailureReason")
     assert model_files(memory_server, job)["model.txt"] == b"from memory!"
+
+
+def test_objects_live_in_real_s3_through_s3fs(tmp_path: Path) -> None:
+    """A moto server stands in for AWS; sageport keeps its objects there through s3fs."""
+    pytest.importorskip("s3fs")
+    moto_server = pytest.importorskip("moto.server")
+    moto = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    moto.start()
+    try:
+        host, port = moto.get_host_and_port()
+        endpoint = f"http://{host}:{port}"
+        real = boto3.client(
+            "s3", endpoint_url=endpoint, region_name="us-east-1",
+            aws_access_key_id="moto", aws_secret_access_key="moto",
+        )  # fmt: skip
+        real.create_bucket(Bucket="company-data")
+        real.put_object(Bucket="company-data", Key="sp/datasets/train/x.csv", Body=b"1,2\n")
+        data = tmp_path / "data"
+        data.mkdir()
+        (data / "sageport.toml").write_text(
+            'object_store_url = "s3://company-data/sp"\n'
+            f'object_store_endpoint_url = "{endpoint}"\n'
+            'object_store_options = { key = "moto", secret = "moto" }\n'
+        )
+        proc = ServerProcess(data)
+        proc.start()
+        try:
+            s3: Any = proc.client("s3")
+            # data already in S3 is served as it is
+            assert s3.get_object(Bucket="datasets", Key="train/x.csv")["Body"].read() == b"1,2\n"
+            s3.create_bucket(Bucket="results")
+            s3.put_object(Bucket="results", Key="run 1/out.txt", Body=b"done", Metadata={"a": "b"})
+            got = s3.get_object(Bucket="results", Key="run 1/out.txt")
+            assert (got["Body"].read(), got["Metadata"]) == (b"done", {"a": "b"})
+            assert {b["Name"] for b in s3.list_buckets()["Buckets"]} == {"datasets", "results"}
+        finally:
+            proc.stop()
+        # and any other S3 tool sees the object under its own name
+        body = real.get_object(Bucket="company-data", Key="sp/results/run 1/out.txt")["Body"]
+        assert body.read() == b"done"
+    finally:
+        moto.stop()
