@@ -21,12 +21,20 @@ from sageport.errors import ResourceLimitExceeded, ValidationException
 from sageport.services import listing
 from sageport.services.admission import Admission, host_request
 from sageport.services.endpoint_configs import EndpointConfigService
+from sageport.services.endpoint_views import (
+    current_counts,
+    describe_endpoint,
+    endpoint_summary,
+    instances_report,
+)
 from sageport.services.tags import tag_pairs
 from sageport.settings import Settings
 from sageport.store import resources, tags
 from sageport.store.database import Database
 from sageport.store.errors import DuplicateName, StatusConflict
 from sageport.store.resources import Resource
+
+__all__ = ["EndpointService", "describe_endpoint", "instances_report", "status_of"]
 
 KIND = "Endpoint"
 ARN_TYPE = "endpoint"
@@ -124,7 +132,7 @@ class EndpointService:
         flt = listing.resource_filter(params)
         with self._db.read() as conn:
             rows = resources.list_resources(conn, KIND, flt)
-        items, token = listing.page(rows, flt, _summary)
+        items, token = listing.page(rows, flt, endpoint_summary)
         out: dict[str, Any] = {"Endpoints": items}
         if token:
             out["NextToken"] = token
@@ -196,7 +204,7 @@ class EndpointService:
                         "(sageport keeps at least one instance per variant)."
                     )
                 counts[variant] = int(item["DesiredInstanceCount"])
-        current = _current_counts(endpoint, variants)
+        current = current_counts(endpoint, variants)
         counts = {k: v for k, v in counts.items() if v != current.get(k)}
         if counts:
             self._check_config(config_name, {**current, **counts})
@@ -274,170 +282,3 @@ def status_of(endpoint: Resource) -> EndpointStatus:
     if endpoint.status is None:
         raise ValueError(f"endpoint {endpoint.name} has no status")
     return EndpointStatus(endpoint.status)
-
-
-def _summary(endpoint: Resource) -> dict[str, Any]:
-    return {
-        "EndpointName": endpoint.name,
-        "EndpointArn": endpoint.arn,
-        "CreationTime": endpoint.created_at,
-        "LastModifiedTime": endpoint.modified_at,
-        "EndpointStatus": endpoint.status,
-    }
-
-
-def _current_counts(endpoint: Resource, variants: list[dict[str, Any]]) -> dict[str, int]:
-    counts = endpoint.extra.get("counts") or {}
-    return {
-        v["VariantName"]: int(counts.get(v["VariantName"], v.get("InitialInstanceCount", 1)))
-        for v in variants
-    }
-
-
-def _note(entry: Any, status: str) -> dict[str, Any] | None:
-    """A stored ``{"message", "since"}`` note as a ProductionVariantStatus."""
-    if not entry:
-        return None
-    return {"Status": status, "StatusMessage": entry["message"][:1024], "StartTime": entry["since"]}
-
-
-def describe_endpoint(endpoint: Resource, configs: EndpointConfigService) -> dict[str, Any]:
-    """DescribeEndpoint: the spec, the status, per-variant counts/weights and what is going on.
-
-    ``ProductionVariants[].VariantStatus`` says what a variant waits for (GPUs held by other
-    work) while the endpoint is Creating, that counts are changing, and the last restart of a
-    crashed instance (kept until the next deployment). During UpdateEndpoint,
-    ``PendingDeploymentSummary`` describes the new configuration's variants with what they wait
-    for, or that instances are replaced one at a time.
-    """
-    extra = endpoint.extra
-    status = endpoint.status
-    out: dict[str, Any] = {
-        **endpoint.spec,
-        **_summary(endpoint),
-        "EndpointConfigName": extra.get("config", endpoint.spec["EndpointConfigName"]),
-    }
-    if extra.get("failure_reason"):
-        out["FailureReason"] = extra["failure_reason"]
-    try:
-        config = configs.get(out["EndpointConfigName"])
-    except ValidationException:
-        return out  # the config was deleted; SageMaker still describes the endpoint
-    pending = extra.get("pending") or {}
-    same_config = pending.get("config") in (None, out["EndpointConfigName"])
-    in_place = status == E.UPDATING and same_config
-    replicas = extra.get("replicas") or []
-    weights = extra.get("weights") or {}
-    desired_weights = {**weights, **(pending.get("weights") or {})} if in_place else weights
-    variants_spec = config.spec.get("ProductionVariants", [])
-    counts = _current_counts(endpoint, variants_spec)
-    desired_counts = {**counts, **(pending.get("counts") or {})} if in_place else counts
-    notes = extra.get("variant_notes") or {}
-    queue = _note(extra.get("queue_message"), "Creating")
-    variants = []
-    for v in variants_spec:
-        vname = v["VariantName"]
-        initial = float(v.get("InitialVariantWeight", 1.0))
-        live = [r for r in replicas if r["variant"] == vname and r.get("ready")]
-        summary: dict[str, Any] = {
-            "VariantName": vname,
-            "CurrentWeight": float(weights.get(vname, initial)),
-            "DesiredWeight": float(desired_weights.get(vname, initial)),
-            "CurrentInstanceCount": len(live),
-            "DesiredInstanceCount": desired_counts[vname],
-        }
-        images = sorted({r.get("image", "") for r in live if r.get("image")})
-        if images:
-            summary["DeployedImages"] = [{"SpecifiedImage": i, "ResolvedImage": i} for i in images]
-        status_list = []
-        if vname in notes:
-            status_list.append(
-                {k: notes[vname][k] for k in ("Status", "StatusMessage", "StartTime")}
-            )
-        if status == E.CREATING and queue:
-            status_list.append(queue)
-        if in_place and desired_counts[vname] != counts[vname]:
-            status_list.append(
-                {
-                    "Status": "Updating",
-                    "StatusMessage": (queue or {}).get("StatusMessage")
-                    or f"Changing the instance count from {counts[vname]} to {desired_counts[vname]}",
-                    "StartTime": pending.get("since") or endpoint.modified_at,
-                }
-            )
-        if status_list:
-            summary["VariantStatus"] = status_list
-        variants.append(summary)
-    if status != E.CREATING or replicas or queue:
-        out["ProductionVariants"] = variants
-    if status in (E.UPDATING, E.ROLLING_BACK) and not same_config:
-        out["PendingDeploymentSummary"] = _pending_summary(endpoint, configs, pending, queue)
-    return out
-
-
-def _pending_summary(
-    endpoint: Resource, configs: EndpointConfigService, pending: dict[str, Any], queue: Any
-) -> dict[str, Any]:
-    extra = endpoint.extra
-    summary: dict[str, Any] = {"EndpointConfigName": pending["config"]}
-    if pending.get("since"):
-        summary["StartTime"] = pending["since"]
-    try:
-        spec = configs.get(pending["config"]).spec
-    except ValidationException:
-        return summary
-    new = extra.get("pending_replicas") or []
-    rollout = _note(extra.get("rollout"), "Updating")
-    variants = []
-    for v in spec.get("ProductionVariants", []):
-        vname = v["VariantName"]
-        item: dict[str, Any] = {
-            "VariantName": vname,
-            "CurrentWeight": 0.0,
-            "DesiredWeight": float(v.get("InitialVariantWeight", 1.0)),
-            "CurrentInstanceCount": len(
-                [r for r in new if r["variant"] == vname and r.get("ready")]
-            ),
-            "DesiredInstanceCount": int(
-                (pending.get("counts") or {}).get(vname, v.get("InitialInstanceCount", 1))
-            ),
-            "InstanceType": v["InstanceType"],
-        }
-        notes = [n for n in (queue, rollout) if n]
-        notes = notes or [
-            {
-                "Status": "Creating",
-                "StatusMessage": "Starting the new configuration's model servers",
-                "StartTime": pending.get("since") or endpoint.modified_at,
-            }
-        ]
-        item["VariantStatus"] = notes
-        variants.append(item)
-    summary["ProductionVariants"] = variants
-    return summary
-
-
-def instances_report(endpoint: Resource) -> list[dict[str, Any]]:
-    """sageport's own view of an endpoint's instances (``GET /_sageport/endpoints/<name>``):
-    what SageMaker has no field for — per instance its GPUs, port, readiness and restarts."""
-    extra = endpoint.extra
-    out = []
-    for key, role in (("replicas", "serving"), ("pending_replicas", "starting")):
-        for r in extra.get(key) or []:
-            grant = r.get("grant") or {}
-            out.append(
-                {
-                    "InstanceId": r["id"],
-                    "VariantName": r["variant"],
-                    "InstanceType": r.get("instance_type", ""),
-                    "Role": role,
-                    "Ready": bool(r.get("ready")),
-                    "Port": r.get("port"),
-                    "Gpus": list(grant.get("gpus") or []),
-                    "GpuUuids": list(grant.get("gpu_uuids") or []),
-                    "CpuFallback": bool(grant.get("cpu_fallback")),
-                    "Restarts": int(r.get("restarts", 0)),
-                    "LastRestart": r.get("last_restart"),
-                }
-            )
-    return out
