@@ -125,3 +125,43 @@ def test_presigned_v2_url_from_plain_boto3_verifies() -> None:
     )
     with pytest.raises(AuthFailure):
         Verifier([KEY], 900).verify(tampered, None, datetime.now(UTC))
+
+
+def _v2_signed(secret: str = KEY.secret_access_key) -> SignedRequest:
+    from botocore.auth import HmacV1Auth
+
+    req = AWSRequest(
+        method="PUT",
+        url="http://127.0.0.1:5757/bkt/a%20b.txt?uploadId=u&partNumber=1",
+        headers={"Content-Type": "text/plain", "x-amz-meta-owner": "me"},
+    )
+    HmacV1Auth(Credentials(KEY.access_key_id, secret)).add_auth(req)
+    return _as_received(req)
+
+
+def test_s3_v2_header_signature_verifies_for_s3_only() -> None:
+    verifier = Verifier([KEY], 900)
+    scope = verifier.verify(_v2_signed(), None, datetime.now(UTC))
+    assert (scope.access_key, scope.service) == (KEY.access_key_id, "s3")
+    with pytest.raises(AuthFailure) as wrong:
+        verifier.verify(_v2_signed("nope"), None, datetime.now(UTC))
+    assert wrong.value.problem is AuthProblem.BAD_SIGNATURE
+    with pytest.raises(AuthFailure) as late:
+        verifier.verify(_v2_signed(), None, datetime.now(UTC) + timedelta(minutes=20))
+    assert late.value.problem is AuthProblem.SKEWED
+    # a service that signs its body (JSON, query) never takes the v2 form, which does not
+    with pytest.raises(AuthFailure) as json_service:
+        verifier.verify(_v2_signed(), b"{}", datetime.now(UTC))
+    assert json_service.value.problem is AuthProblem.MALFORMED
+
+
+@pytest.mark.parametrize(
+    ("authorization", "bad_argument"),
+    [("Bearer x", True), ("AWS no-colon", True), ("AWS4-HMAC-SHA256 Credential=x", False)],
+)
+def test_unknown_authorization_kinds_are_marked(authorization: str, bad_argument: bool) -> None:
+    req = SignedRequest("GET", "/b", "", {"host": "h", "authorization": authorization}, "h")
+    with pytest.raises(AuthFailure) as info:
+        Verifier([KEY], 900).verify(req, None, NOW)
+    assert info.value.problem is AuthProblem.MALFORMED
+    assert info.value.bad_argument is bad_argument
