@@ -254,6 +254,7 @@ class Launcher:
         self.log = LogWriter(run_dir / LOG_FILE, int(self.spec.get("max_log_bytes", 1 << 30)))
         self.pgid: int | None = None
         self.stop_requested = threading.Event()
+        self.child_ended = threading.Event()
         self._kill_timer: threading.Timer | None = None
 
     def on_signal(self, signum: int, _frame: object) -> None:
@@ -269,8 +270,15 @@ class Launcher:
     def _signal_group(self, signum: int) -> None:
         if self.pgid is None:
             return
-        with contextlib.suppress(ProcessLookupError):
+        try:
             os.killpg(self.pgid, signum)
+        except ProcessLookupError:
+            # Not its own group yet (bwrap calls setsid while it sets the sandbox up): the
+            # process itself, or a stop that comes right after the start would be lost.
+            # Never once it has ended: its pid may belong to another process by then.
+            if not self.child_ended.is_set():
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(self.pgid, signum)
 
     def run(self) -> int:
         signal.signal(signal.SIGTERM, self.on_signal)
@@ -338,6 +346,7 @@ class Launcher:
             ):  # a SIGTERM arrived before we knew whom to forward it to
                 self._signal_group(signal.SIGTERM)
         rc = proc.wait()
+        self.child_ended.set()
         # Like a container whose entrypoint ended: whatever is left in the group goes too.
         self._signal_group(signal.SIGKILL)
         deadline = time.monotonic() + DRAIN_TIMEOUT_S

@@ -7,6 +7,7 @@ import json
 import os
 import signal
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -106,3 +107,22 @@ def test_sandbox_argv_mirrors_the_root_and_binds_opt_ml(tmp_path: Path) -> None:
     hosts = (tmp_path / "hosts").read_text().splitlines()
     assert hosts[2] == "127.0.0.1 algo-1 algo-2"
     assert json.dumps(argv)  # plain strings only
+
+
+@needs_sandbox
+def test_terminate_right_after_start_is_not_lost(
+    backend: LocalBackend, make_spec: MakeSpec
+) -> None:
+    # A stop that lands while bwrap still sets the sandbox up (before the child has its own
+    # process group) must still end the child, not wait for the grace period's SIGKILL.
+    for attempt in range(5):
+        spec = make_spec("import time\ntime.sleep(120)\n", sandbox=True, stop_grace_s=300.0)
+        spec = replace(spec, run_dir=spec.run_dir.with_name(f"run-{attempt}"))
+        handle = backend.start(spec)
+        deadline = time.monotonic() + 10
+        while not (spec.run_dir / "child.json").exists():
+            assert time.monotonic() < deadline
+            time.sleep(0.0005)
+        backend.terminate(handle)
+        info = wait_exit(backend, handle, timeout=30)
+        assert info.signal == signal.SIGTERM, (attempt, info)
