@@ -89,6 +89,14 @@ def test_a_pytorch_job_trains_on_the_gpu_it_was_given(gpu_server: ServerProcess)
         lines
     )
     assert not any("WARNING: this job holds GPUs" in line for line in lines)
+    # the pre-flight checked the wheel's arch list and ran its tiny matmul on the GPU
+    preflight = [line for line in lines if line.startswith("sageport pre-flight: ")]
+    assert any("GPU 0 arch in torch build: " in line for line in preflight), preflight
+    assert any(
+        line.startswith("sageport pre-flight: matmul on cuda:0: ") and "fp16 on the GPU" in line
+        for line in preflight
+    ), preflight
+    assert not [line for line in preflight if "WARNING" in line], preflight
 
 
 def test_doctor_passes_and_reports_the_matmul_rate() -> None:

@@ -25,7 +25,9 @@ def doctor_command(
     except ValueError as exc:
         print(f"sageport doctor: {exc}", file=sys.stderr)
         return 2
-    report = diagnose(discovery, python or sys.executable, env, timeout=timeout)
+    report = diagnose(
+        discovery, python or sys.executable, env, timeout=timeout, require_gpu=require_gpu
+    )
     if as_json:
         print(json.dumps(report.to_json(), indent=2))
     else:

@@ -127,12 +127,28 @@ def _sample_one(pynvml: Any, index: int) -> GpuSample | None:
         rates = pynvml.nvmlDeviceGetUtilizationRates(handle)
         utilization, memory_utilization = int(rates.gpu), int(rates.memory)
     with contextlib.suppress(pynvml.NVMLError):
-        memory_used = int(pynvml.nvmlDeviceGetMemoryInfo(handle).used) // _MIB
+        memory_used = _memory_used(pynvml, handle) // _MIB
     with contextlib.suppress(pynvml.NVMLError):
         for proc in pynvml.nvmlDeviceGetComputeRunningProcesses(handle):
             used = proc.usedGpuMemory
             processes.append(GpuProcess(int(proc.pid), int(used) // _MIB if used else None))
     return GpuSample(index, utilization, memory_utilization, memory_used, tuple(processes))
+
+
+def _memory_used(pynvml: Any, handle: Any) -> int:
+    """Bytes allocated on the device, without what the driver reserves for itself.
+
+    The v1 reading counts the driver's reservation as used (several hundred MiB on an idle
+    H100), which would make every idle GPU look busy to the idle-GPU warning; v2 (drivers
+    R510+, nvidia-ml-py 11.510+) reports it apart. Older stacks get v1.
+    """
+    version = getattr(pynvml, "nvmlMemory_v2", None)
+    if version is not None:
+        try:
+            return int(pynvml.nvmlDeviceGetMemoryInfo(handle, version=version).used)
+        except (TypeError, pynvml.NVMLError):
+            pass  # an nvidia-ml-py without the argument, or a driver without v2
+    return int(pynvml.nvmlDeviceGetMemoryInfo(handle).used)
 
 
 def _cuda_version(pynvml: Any) -> str | None:

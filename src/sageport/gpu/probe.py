@@ -1,10 +1,12 @@
 """What the ML frameworks of one Python interpreter see of the GPUs; prints one JSON object.
 
-Run by path with the interpreter to check (``python probe.py [--matmul]``), never imported by
+Run by path with the interpreter to check (``python probe.py [--matmul] [--matmul-size=N]
+[--matmul-iterations=N] [--frameworks=torch,tensorflow,jax]``), never imported by
 the server: a job's interpreter may differ from the server's, a framework import may take
 seconds or crash the process, and a CUDA context must not live in the server. So this file uses
 the standard library only, imports each framework lazily, and turns every failure into a field
-of the answer. ``sageport.gpu.doctor`` reads the answer and gives the verdicts.
+of the answer. ``sageport.gpu.checks`` reads the answer and gives the verdicts (for
+``sageport doctor``, and for the pre-flight of GPU jobs, which runs this with a tiny matmul).
 """
 
 from __future__ import annotations
@@ -35,7 +37,9 @@ def _error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}".strip()
 
 
-def probe_torch(matmul: bool) -> dict[str, Any]:
+def probe_torch(
+    matmul: bool, size: int = MATMUL_SIZE, iterations: int = MATMUL_ITERATIONS
+) -> dict[str, Any]:
     if not _installed("torch"):
         return {"installed": False}
     out: dict[str, Any] = {"installed": True}
@@ -62,28 +66,30 @@ def probe_torch(matmul: bool) -> dict[str, Any]:
             )
         out["devices"] = devices
         if matmul:
-            out["matmul"] = [_matmul(torch, d["index"]) for d in devices]
+            out["matmul"] = [_matmul(torch, d["index"], size, iterations) for d in devices]
     except Exception as exc:
         out["error"] = _error(exc)
     return out
 
 
-def _matmul(torch: ModuleType, index: int) -> dict[str, Any]:
+def _matmul(
+    torch: ModuleType, index: int, size: int = MATMUL_SIZE, iterations: int = MATMUL_ITERATIONS
+) -> dict[str, Any]:
     """Time fp16 and fp32 matmuls on one device; check the result lives there and is finite."""
-    results: dict[str, Any] = {"index": index}
+    results: dict[str, Any] = {"index": index, "size": size}
     for label, dtype in (("fp16", torch.float16), ("fp32", torch.float32)):
         try:
             device = torch.device("cuda", index)
-            a = torch.randn(MATMUL_SIZE, MATMUL_SIZE, device=device, dtype=dtype)
-            b = torch.randn(MATMUL_SIZE, MATMUL_SIZE, device=device, dtype=dtype)
+            a = torch.randn(size, size, device=device, dtype=dtype)
+            b = torch.randn(size, size, device=device, dtype=dtype)
             c = a @ b  # warm-up: kernel selection and lazy initialisation are not timed
             torch.cuda.synchronize(device)
             start = time.perf_counter()
-            for _ in range(MATMUL_ITERATIONS):
+            for _ in range(iterations):
                 c = a @ b
             torch.cuda.synchronize(device)
-            elapsed = time.perf_counter() - start
-            flops = 2 * MATMUL_SIZE**3 * MATMUL_ITERATIONS
+            elapsed = max(time.perf_counter() - start, 1e-9)
+            flops = 2 * size**3 * iterations
             results[label] = {
                 "tflops": round(flops / elapsed / 1e12, 2),
                 "result_device": str(c.device),
@@ -103,6 +109,10 @@ def probe_tensorflow() -> dict[str, Any]:
         tf = importlib.import_module("tensorflow")
 
         out["version"] = str(tf.__version__)
+        try:
+            out["cuda_build"] = bool(tf.test.is_built_with_cuda())
+        except Exception as exc:
+            out["cuda_build_error"] = _error(exc)
         gpus = tf.config.list_physical_devices("GPU")
         out["gpus"] = [g.name for g in gpus]
         try:
@@ -138,17 +148,26 @@ def probe_jax() -> dict[str, Any]:
     return out
 
 
+def _option(argv: list[str], name: str) -> str | None:
+    values = [a.split("=", 1)[1] for a in argv if a.startswith(f"--{name}=")]
+    return values[-1] if values else None
+
+
 def main(argv: list[str]) -> int:
     matmul = "--matmul" in argv
-    frameworks = [a.split("=", 1)[1] for a in argv if a.startswith("--frameworks=")]
-    wanted = set(frameworks[0].split(",")) if frameworks else {"torch", "tensorflow", "jax"}
+    frameworks = _option(argv, "frameworks")
+    wanted = (
+        set(frameworks.split(",")) if frameworks is not None else {"torch", "tensorflow", "jax"}
+    )
+    size = int(_option(argv, "matmul-size") or MATMUL_SIZE)
+    iterations = int(_option(argv, "matmul-iterations") or MATMUL_ITERATIONS)
     answer: dict[str, Any] = {
         "python": sys.executable,
         "python_version": sys.version.split()[0],
         "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
     }
     probes: list[tuple[str, Callable[[], dict[str, Any]]]] = [
-        ("torch", lambda: probe_torch(matmul)),
+        ("torch", lambda: probe_torch(matmul, size, iterations)),
         ("tensorflow", probe_tensorflow),
         ("jax", probe_jax),
     ]

@@ -6,15 +6,18 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 from sageport.gpu import FakeDiscovery, GpuDevice, GpuInventory, parse_fake_spec
 from sageport.gpu.doctor import (
+    PROBE_SCRIPT,
     Verdict,
     check_driver,
     check_gpus,
     check_visible_devices,
     diagnose,
+    is_probe_process,
     jax_checks,
     run_probe,
     tensorflow_checks,
@@ -195,3 +198,68 @@ def test_the_cli_prints_json_and_honours_require_gpu() -> None:
     )
     assert "no usable GPU" in table.stdout
     assert "CUDA_VISIBLE_DEVICES" in table.stdout
+
+
+NO_DRIVER = GpuInventory.unavailable(
+    "the NVIDIA kernel driver is not loaded (no NVIDIA GPU, or the driver is not installed)"
+)
+
+
+def test_a_machine_without_any_gpu_warns_everywhere_and_fails_only_when_a_gpu_is_required() -> None:
+    cpu_torch = cuda_probe(cuda_build=None, cuda_available=False, version="2.4.0+cpu")
+    cuda_torch_no_gpu = cuda_probe(cuda_available=False, devices=[], matmul=[])
+    cpu_tf = {"tensorflow": {"installed": True, "version": "2.16.1", "gpus": []}}
+    for require, verdict in ((False, Verdict.WARN), (True, Verdict.FAIL)):
+        assert check_driver(NO_DRIVER, require).verdict is verdict
+        assert check_gpus(NO_DRIVER, require).verdict is verdict
+        # PyTorch and TensorFlow are judged alike: no GPU here is a warning, not a failure
+        assert verdicts(torch_checks(cpu_torch, NO_DRIVER, require)) == {
+            "PyTorch CUDA build": verdict
+        }
+        assert (
+            verdicts(torch_checks(cuda_torch_no_gpu, NO_DRIVER, require))[
+                "torch.cuda.is_available()"
+            ]
+            is verdict
+        )
+        assert tensorflow_checks(cpu_tf, require)[0].verdict is verdict
+    # a GPU that is there but broken fails whether a GPU is required or not
+    assert check_driver(MISMATCH).verdict is Verdict.FAIL
+
+
+def test_a_cpu_only_tensorflow_on_a_gpu_host_warns_and_a_blind_cuda_build_fails() -> None:
+    cpu_build = {
+        "tensorflow": {"installed": True, "version": "2.21.0", "gpus": [], "cuda_build": False}
+    }
+    (check,) = tensorflow_checks(cpu_build, True)
+    assert check.verdict is Verdict.WARN
+    assert "CPU-only build" in check.detail
+    blind = {"tensorflow": {"installed": True, "version": "2.21.0", "gpus": [], "cuda_build": True}}
+    assert tensorflow_checks(blind, True)[0].verdict is Verdict.FAIL
+
+
+def test_diagnose_without_gpus_warns_and_fails_under_require_gpu(tmp_path: Path) -> None:
+    # an interpreter without site-packages: no framework to import, so the probe is quick
+    bare = tmp_path / "python"
+    bare.write_text(f'#!/bin/sh\nexec {sys.executable} -S "$@"\n')
+    bare.chmod(0o755)
+    discovery = FakeDiscovery(parse_fake_spec("0"))
+    relaxed = diagnose(discovery, str(bare), dict(os.environ), timeout=120)
+    strict = diagnose(discovery, str(bare), dict(os.environ), timeout=120, require_gpu=True)
+    assert verdicts(list(relaxed.checks))["PyTorch"] is Verdict.SKIP
+    assert Verdict.FAIL not in {c.verdict for c in relaxed.checks}, relaxed.checks
+    assert verdicts(list(strict.checks))["GPUs listed"] is Verdict.FAIL
+
+
+def test_a_running_probe_is_recognised_by_its_command_line() -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(30)", str(PROBE_SCRIPT)],
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        assert is_probe_process(proc.pid)
+        assert not is_probe_process(os.getpid())
+    finally:
+        proc.kill()
+        proc.wait()
+    assert not is_probe_process(proc.pid)  # gone

@@ -101,3 +101,29 @@ def test_nvml_on_a_host_without_gpus_is_empty_with_a_reason() -> None:
     assert not inventory.fake
     assert inventory.reason
     assert discovery.sample([0, 1]) == []
+
+
+class _NvmlError(Exception):
+    pass
+
+
+def _fake_pynvml(v2: bool) -> object:
+    """The two memory readings of NVML: v1 counts the driver's reservation as used."""
+    from types import SimpleNamespace
+
+    def memory_info(handle: object, version: object = None) -> SimpleNamespace:
+        if version is not None and not v2:
+            raise TypeError("nvmlDeviceGetMemoryInfo() got an unexpected keyword 'version'")
+        used = 2 * 2**20 if version is not None else 514 * 2**20  # idle H100: ~0 vs 512 MiB
+        return SimpleNamespace(used=used, total=80 * 2**30)
+
+    return SimpleNamespace(
+        NVMLError=_NvmlError, nvmlMemory_v2=0x2000028, nvmlDeviceGetMemoryInfo=memory_info
+    )
+
+
+def test_sampled_memory_leaves_out_what_the_driver_reserves() -> None:
+    from sageport.gpu.nvml import _memory_used
+
+    assert _memory_used(_fake_pynvml(v2=True), object()) == 2 * 2**20
+    assert _memory_used(_fake_pynvml(v2=False), object()) == 514 * 2**20  # old stacks: v1
