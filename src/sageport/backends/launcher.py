@@ -44,6 +44,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -69,6 +70,24 @@ still hold the pipes open; its output is then lost rather than the exit never re
 SANDBOX_ROOT = "/opt/ml"
 PRIVATE_TOP = ("proc", "dev", "tmp")
 """Top-level folders the sandbox gets its own version of instead of the host's."""
+
+
+STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
+
+
+@contextlib.contextmanager
+def main_thread_signals() -> Iterator[None]:
+    """Threads started inside never take SIGTERM or SIGINT (a thread inherits its creator's
+    signal mask), so the kernel delivers those to the main thread. Delivered to a pump thread
+    instead, a stop would not interrupt the main thread's ``waitpid`` and its handler would
+    only run once the child had ended by itself. Start no process inside: it would inherit
+    the mask too.
+    """
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
@@ -265,7 +284,8 @@ class Launcher:
             grace = float(self.spec.get("stop_grace_s", 120.0))
             self._kill_timer = threading.Timer(grace, self._signal_group, (signal.SIGKILL,))
             self._kill_timer.daemon = True
-            self._kill_timer.start()
+            with main_thread_signals():
+                self._kill_timer.start()
 
     def _signal_group(self, signum: int) -> None:
         if self.pgid is None:
@@ -333,8 +353,9 @@ class Launcher:
             threading.Thread(target=pump, args=(proc.stdout, "stdout", self.log), daemon=True),
             threading.Thread(target=pump, args=(proc.stderr, "stderr", self.log), daemon=True),
         ]
-        for t in pumps:
-            t.start()
+        with main_thread_signals():
+            for t in pumps:
+                t.start()
         child_pid = _read_info(info_r) if sandbox else proc.pid
         if sandbox:
             os.close(info_r)
