@@ -78,11 +78,16 @@ class Settings:
     fake_gpus: str = ""
     #: ``any`` GPU with enough memory, or ``strict`` (the catalog's model only).
     gpu_matching: str = "any"
-    #: run GPU instance types on the CPU when this machine has no GPU (with a warning).
+    #: run GPU (and Neuron) instance types whose accelerators this machine can never provide
+    #: on the CPU instead, with a warning in the log and the status message.
     cpu_fallback: bool = False
-    #: vCPUs accounted per core / memory per GiB before jobs queue instead of starting.
+    #: vCPUs accounted per core / memory per GiB of RAM before jobs queue instead of starting
+    #: (docs/gpu-allocation.md): a 2-core, 24 GiB laptop accounts 8 vCPUs and 48 GiB, so one
+    #: ml.m5.xlarge (4 vCPU, 16 GiB) runs, two run side by side, a third waits.
     cpu_overcommit: float = 4.0
-    memory_overcommit: float = 1.0
+    memory_overcommit: float = 2.0
+    #: pin each job host's processes to its share of CPUs (ceil(vCPUs / cpu_overcommit)).
+    cpu_affinity: bool = False
     #: GPU telemetry: how often each job's GPUs are sampled, and how long a job may hold
     #: GPUs without using them before its log and status message say so.
     gpu_sample_interval_seconds: float = 5.0

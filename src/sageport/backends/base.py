@@ -64,6 +64,8 @@ class LaunchSpec:
     stop_grace_s: float = DEFAULT_STOP_GRACE_S
     """After a SIGTERM the launcher itself SIGKILLs the process group once this has passed,
     so the escalation happens even if the server is down meanwhile."""
+    cpus: list[int] = field(default_factory=list)
+    """Logical CPUs the host's processes are pinned to (``cpu_affinity``); empty: not pinned."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -77,6 +79,7 @@ class LaunchSpec:
             "extra_binds": [[src, dst] for src, dst in self.extra_binds],
             "max_log_bytes": self.max_log_bytes,
             "stop_grace_s": self.stop_grace_s,
+            "cpus": list(self.cpus),
         }
 
     @classmethod
@@ -92,6 +95,7 @@ class LaunchSpec:
             extra_binds=[(str(s), str(d)) for s, d in data.get("extra_binds", [])],
             max_log_bytes=int(data.get("max_log_bytes", DEFAULT_MAX_LOG_BYTES)),
             stop_grace_s=float(data.get("stop_grace_s", DEFAULT_STOP_GRACE_S)),
+            cpus=[int(c) for c in data.get("cpus", [])],
         )
 
 

@@ -314,6 +314,16 @@ class Launcher:
         write_json_atomic(self.run_dir / EXIT_FILE, info)
         return 0
 
+    def _pin(self, spec: dict[str, Any]) -> None:
+        """``cpu_affinity``: pin the launcher to the host's CPUs; the child inherits them."""
+        cpus = [int(c) for c in spec.get("cpus") or []]
+        if not cpus:
+            return
+        try:
+            os.sched_setaffinity(0, cpus)
+        except (AttributeError, OSError, ValueError) as exc:  # not Linux, or CPUs gone
+            self.log.write("system", f"could not pin the job to CPUs {cpus}: {exc}")
+
     def _exit(self, rc: int | None, sig: int | None, reason: str | None) -> dict[str, Any]:
         return {"returncode": rc, "signal": sig, "ended_at": time.time(), "reason": reason}
 
@@ -329,6 +339,7 @@ class Launcher:
             "env": dict(spec["env"]),
         }
         info_r = info_w = -1
+        self._pin(spec)
         try:
             if sandbox:
                 bwrap = shutil.which("bwrap")

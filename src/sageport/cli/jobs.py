@@ -23,6 +23,8 @@ LOG_GROUP = "/aws/sagemaker/TrainingJobs"
 TERMINAL = ("Completed", "Failed", "Stopped")
 #: how often ``logs -f`` asks for new events; the server ships job output every poll interval.
 FOLLOW_INTERVAL_S = 0.5
+#: GPU telemetry notes shown by ``jobs describe`` (the latest ones).
+MAX_GPU_NOTES = 5
 
 
 def client(settings: Settings, service: str) -> Any:
@@ -188,6 +190,11 @@ def describe_job(settings: Settings, name: str, as_json: bool) -> int:
             )
         if gpu.get("IdleWarning"):
             fields.append(("  WARNING", gpu["IdleWarning"]))
+        notes = list(gpu.get("Notes") or [])
+        for note in notes[-MAX_GPU_NOTES:]:  # a GPU that stopped answering NVML, and when
+            fields.append(("  NOTE", note))
+        if len(notes) > MAX_GPU_NOTES:
+            fields.append(("  NOTE", f"... and {len(notes) - MAX_GPU_NOTES} earlier ones"))
         for t in job.get("SecondaryStatusTransitions") or []:
             fields.append(
                 ("  " + t["Status"], f"{_when(t.get('StartTime'))}  {t.get('StatusMessage', '')}")

@@ -24,8 +24,8 @@ from sageport.runtime.entrypoint import plan_launch, program_from_hyperparameter
 from sageport.runtime.environment import training_env
 from sageport.runtime.images import resolve_image, with_image_python
 from sageport.runtime.paths import HostPaths, make_tree, rewrite_opt_ml
-from sageport.runtime.preflight import preflight_argv
-from sageport.scheduler.allocator import HostGrant
+from sageport.runtime.preflight import frameworks_for, preflight_argv
+from sageport.scheduler.allocator import HostGrant, grant_notes
 from sageport.storage.objectstore import ObjectStore
 from sageport.storage.transfer import (
     TransferError,
@@ -155,11 +155,7 @@ def launch_spec(job: JobContext, host: str, grant: HostGrant) -> tuple[LaunchSpe
     runtime = resolve_image(algo.get("TrainingImage", ""), job.images)
     notes: list[str] = []
     gpu_env = _gpu_env(grant)
-    if grant.cpu_fallback:
-        notes.append(
-            "WARNING: this instance type has GPUs but this machine has none; cpu_fallback is on, "
-            "so the job runs on the CPU."
-        )
+    notes.extend(grant_notes(grant))  # CPU fallback, CPU pinning, lost GPUs
     base = {k: v for k, v in job.server_env.items() if k in INHERITED_ENV}
     if job.sandbox:
         base["HOME"] = "/tmp"
@@ -220,7 +216,8 @@ def launch_spec(job: JobContext, host: str, grant: HostGrant) -> tuple[LaunchSpe
         argv = ["/bin/sh", "-c", f'{steps} && exec "$@"', "sh", *argv]
         notes.append(f"Installing requirements into {overlay}")
     if grant.gpus:
-        argv = preflight_argv(runtime.python, argv)  # GPU checks into the job log first
+        # GPU checks into the job log first, for the frameworks the image is about
+        argv = preflight_argv(runtime.python, argv, frameworks_for(runtime.framework))
     hosts = all_hosts(job.spec)
     spec = LaunchSpec(
         host_dir=host_dir,
@@ -232,6 +229,7 @@ def launch_spec(job: JobContext, host: str, grant: HostGrant) -> tuple[LaunchSpe
         hostnames={h: "127.0.0.1" for h in hosts},
         stop_grace_s=job.stop_grace_s,
         max_log_bytes=job.max_log_bytes,
+        cpus=list(grant.cpus),
     )
     return spec, notes
 

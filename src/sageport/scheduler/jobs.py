@@ -35,10 +35,12 @@ from sageport.catalog import Catalog
 from sageport.clock import Clock
 from sageport.domain import training as T
 from sageport.domain.times import to_datetime
+from sageport.errors import ValidationException
 from sageport.runtime.errors import ContractError
 from sageport.scheduler import artifacts, metrics
-from sageport.scheduler.allocator import Allocator, HostGrant, HostRequest
+from sageport.scheduler.allocator import Allocator, HostGrant, HostRequest, fallback_status
 from sageport.scheduler.hosts import JobContext
+from sageport.scheduler.queue import JobQueue, QueuedJob
 from sageport.services.jobs import JobService, secondary_of
 from sageport.services.logs import LogService
 from sageport.storage.objectstore import ObjectStore
@@ -109,6 +111,7 @@ class JobRunner:
         catalog: Catalog,
         clock: Clock,
         config: RunnerConfig,
+        queue: JobQueue | None = None,
     ) -> None:
         self.kind = kind
         self.jobs = jobs
@@ -119,6 +122,9 @@ class JobRunner:
         self.catalog = catalog
         self.clock = clock
         self.config = config
+        # One FIFO over every kind of job that waits (training and processing share it).
+        self.queue = queue or JobQueue()
+        self.queue.register(kind.label, self._waiting)
         # Every task in flight, per job: a job with any is skipped by tick() (its step is
         # under way). Kept per task, so one task's end never forgets another's.
         self._tasks: dict[str, set[asyncio.Task[None]]] = {}
@@ -133,7 +139,11 @@ class JobRunner:
         """Next step of every unfinished job; True while any is past the queue."""
         queue_blocked = False
         busy = False
-        for job in self.jobs.active():
+        active = self.jobs.active()
+        waiting = self._waiting(active)
+        if waiting:
+            self.queue.refresh(self.kind.label, waiting)
+        for job in active:
             status = secondary_of(job)
             busy = busy or status is not S.STARTING
             if job.name in self._tasks:
@@ -223,19 +233,50 @@ class JobRunner:
         self._restored.add(job.name)
         grants = job.extra.get("grants")
         if grants and job.name not in self.allocator.holders():
-            self.allocator.restore(job.name, grants)
+            lost = self.allocator.restore(job.name, grants)
+            if lost:  # kept on the job's books; the log and the status message say so
+                notes = list(job.extra.get("gpu_warnings") or [])
+                self.jobs.update(job.name, {"gpu_warnings": notes + lost})
+                for stream in (job.extra.get("log_streams") or {}).values():
+                    self._system_log(stream, [f"WARNING: sageport: {n}" for n in lost])
+
+    def _waiting(self, active: Sequence[Resource] | None = None) -> list[QueuedJob]:
+        """This kind's jobs that wait for resources (the queue's source)."""
+        jobs = self.jobs.active() if active is None else active
+        return [
+            QueuedJob(j.created_at, self.kind.label, j.name)
+            for j in jobs
+            if secondary_of(j) is S.STARTING and j.name not in self._tasks
+        ]
 
     # -- steps ----------------------------------------------------------------------
 
     def _admit(self, job: Resource, blocked: bool) -> bool:
-        """FIFO: the first job that does not fit blocks every later one."""
-        hosts = self.kind.hosts(self.catalog, job.spec)
-        grants = None if blocked else self.allocator.try_allocate(job.name, hosts)
+        """FIFO over every kind (``scheduler.queue``): only the job first in line may start;
+        the first that does not fit blocks every later one. One that could never start here
+        (the machine changed since it was accepted) fails instead of blocking the queue."""
+        try:
+            hosts = self.kind.hosts(self.catalog, job.spec)
+            never = self.allocator.impossible(hosts)
+        except ValidationException as exc:
+            never = exc.message
+        if never:
+            self.queue.leave(self.kind.label, job.name)
+            self._spawn(job, self._fail_early(job, S.STARTING, never))
+            return blocked
+        ahead = self.queue.ahead_of(self.kind.label, job.name)
+        grants = None if ahead else self.allocator.try_allocate(job.name, hosts)
         if grants is None:
-            waiting = self.allocator.waiting_for(hosts)
+            waiting = (
+                f"Waiting for {ahead.describe()}, ahead of it in the queue"
+                if ahead
+                else self.allocator.waiting_for(hosts)
+            )
             if job.extra.get("queue_message") != waiting:
                 self.jobs.update(job.name, {"queue_message": waiting})
             return True
+        self.queue.leave(self.kind.label, job.name)
+        warnings = list(dict.fromkeys(fallback_status(g) for g in grants if g.cpu_fallback))
         self.jobs.move(
             job.name,
             S.STARTING,
@@ -244,6 +285,7 @@ class JobRunner:
                 "grants": [g.to_json() for g in grants],
                 "sandbox": self.config.sandbox,
                 "admitted_at": self.clock.now().isoformat(),
+                **({"gpu_warnings": warnings} if warnings else {}),
             },
         )
         self._spawn(job, self._stage_and_launch(self.jobs.get(job.name)), staging=True)

@@ -24,7 +24,8 @@ from typing import Any
 from sageport.backends.base import LaunchSpec
 from sageport.runtime.images import resolve_image, with_image_python
 from sageport.runtime.paths import rewrite_opt_ml
-from sageport.scheduler.allocator import HostGrant
+from sageport.runtime.preflight import frameworks_for, preflight_argv
+from sageport.scheduler.allocator import HostGrant, grant_notes
 from sageport.scheduler.hosts import INHERITED_ENV, JobContext, _gpu_env, host_dirs, may_link
 from sageport.storage.objectstore import ObjectStore
 from sageport.storage.transfer import TransferError, parse_s3_uri, stage_channel, upload_file
@@ -144,6 +145,8 @@ def processing_launch_spec(
         cwd = str(host_dir)
         argv = [_rewrite(a, host_dir) for a in argv]
         env = {k: _rewrite(v, host_dir) for k, v in env.items()}
+    if grant.gpus:  # GPU checks into the job log first, as for training jobs
+        argv = preflight_argv(runtime.python, argv, frameworks_for(runtime.framework))
     spec = LaunchSpec(
         host_dir=host_dir,
         argv=argv,
@@ -155,8 +158,9 @@ def processing_launch_spec(
         extra_binds=binds,
         stop_grace_s=job.stop_grace_s,
         max_log_bytes=job.max_log_bytes,
+        cpus=list(grant.cpus),
     )
-    return spec, []
+    return spec, grant_notes(grant)  # CPU fallback, CPU pinning, lost GPUs
 
 
 def _local_paths(spec: Mapping[str, Any]) -> list[str]:

@@ -1,37 +1,44 @@
-"""GPU telemetry of running training jobs, and the idle-GPU warning.
+"""GPU telemetry of running training and processing jobs, and the idle-GPU warning.
 
-A runner of the scheduler loop: every ``interval_s`` it samples (NVML) the GPUs each job in
-``Training`` holds and appends the readings to a bounded series kept with the job
+A runner of the scheduler loop: every ``interval_s`` it samples (NVML) the GPUs each running
+job holds and appends the readings to a bounded series kept with the job
 (``extra["gpu_telemetry"]``). A job that holds GPUs and has not touched them by the end of
 its first ``idle_window_s`` (utilization 0 % and memory below ``idle_memory_mib`` in every
 reading) gets one WARNING line in its log and ``extra["gpu_idle_warning"]``: that is the
 silent CPU fallback (a CPU-only torch, a model never moved to ``cuda``) caught while the
-user can still stop the job. A GPU that stops answering is recorded as a note; nothing here
-raises into the loop.
+user can still stop the job. Readings taken while sageport's own pre-flight probe runs on a
+GPU (its tiny matmul makes a CUDA context) do not count as use.
+
+A GPU that stops answering (NVML errors: it fell off the bus) is recorded as a note, and the
+first time for each GPU also as a WARNING line in the job's log and in
+``extra["gpu_warnings"]``, which the job's status message shows; nothing here raises into
+the loop.
 
 Stored shape of ``gpu_telemetry`` (JSON)::
 
     {"interval_s": 5.0,
      "points": [[epoch_s, gpu_index, util_percent|null, memory_used_mib|null], ...],
      "used": {"<host>": true},        # a host whose GPUs were seen busy at least once
-     "notes": ["GPU 1 did not answer NVML at ..."]}
+     "notes": ["GPU 1 did not answer NVML at ..."],
+     "lost": [1]}                     # GPUs already reported as gone (log and status)
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from sageport.clock import Clock
 from sageport.domain import training as T
 from sageport.domain.times import to_datetime
+from sageport.gpu.doctor import is_probe_process
 from sageport.gpu.inventory import GpuSample
 from sageport.runtime.config_files import all_hosts
+from sageport.services.jobs import JobService
 from sageport.services.logs import LogService
-from sageport.services.training import TrainingJobService
 from sageport.store.resources import Resource
 
 log = logging.getLogger(__name__)
@@ -58,20 +65,37 @@ class TelemetryConfig:
     """Off for fake inventories: a fake GPU is always idle, so the warning would be noise."""
 
 
+@dataclass(frozen=True)
+class WatchedJobs:
+    """One kind of job to watch: its service, log group, and host names from a spec."""
+
+    jobs: JobService
+    log_group: str
+    host_names: Callable[[Mapping[str, Any]], list[str]]
+
+
 class TelemetryRunner:
     def __init__(
         self,
-        jobs: TrainingJobService,
+        jobs: JobService | Sequence[WatchedJobs],
         sampler: GpuSampler,
         logs: LogService,
         clock: Clock,
         config: TelemetryConfig | None = None,
+        *,
+        is_probe: Callable[[int], bool] = is_probe_process,
     ) -> None:
-        self.jobs = jobs
+        """``jobs``: the kinds to watch; a bare service is watched as training jobs."""
+        self.kinds = (
+            [WatchedJobs(jobs, LOG_GROUP, all_hosts)]
+            if isinstance(jobs, JobService)
+            else list(jobs)
+        )
         self.sampler = sampler
         self.logs = logs
         self.clock = clock
         self.config = config or TelemetryConfig()
+        self.is_probe = is_probe
         self._last: float | None = None
 
     async def tick(self) -> None:
@@ -79,35 +103,38 @@ class TelemetryRunner:
         if self._last is not None and now - self._last < self.config.interval_s:
             return
         self._last = now
-        for job in self.jobs.active():
-            if job.status != T.Secondary.TRAINING.value or not _held_gpus(job):
-                continue
-            try:
-                await self._observe(job)
-            except Exception:
-                log.exception("GPU telemetry for training job %s failed", job.name)
+        for kind in self.kinds:
+            for job in kind.jobs.active():
+                if job.status != T.Secondary.TRAINING.value or not _held_gpus(job, kind):
+                    continue
+                try:
+                    await self._observe(job, kind)
+                except Exception:
+                    log.exception("GPU telemetry for %s %s failed", kind.jobs.label, job.name)
 
     async def cancel(self) -> None:
         """Nothing runs between ticks; the stored series is complete as of the last one."""
 
-    async def _observe(self, job: Resource) -> None:
-        held = _held_gpus(job)
+    async def _observe(self, job: Resource, kind: WatchedJobs) -> None:
+        held = _held_gpus(job, kind)
         wanted = sorted({i for gpus in held.values() for i in gpus})
         notes: list[str] = []
+        failed = None
         try:
             samples = await asyncio.to_thread(self.sampler.sample, wanted)
         except Exception as exc:  # NVML gone entirely: keep the job, say so
             samples = []
-            notes.append(f"GPU sampling failed: {type(exc).__name__}: {exc}")
+            failed = f"GPU sampling failed: {type(exc).__name__}: {exc}"
+            notes.append(failed)
         at = self.clock.now()
         stamp = round(at.timestamp(), 3)
         by_index = {s.index: s for s in samples}
-        for index in wanted:
-            if index not in by_index:
-                notes.append(
-                    f"GPU {index} did not answer NVML at {at.isoformat(timespec='seconds')} "
-                    "(it may have fallen off the bus: check `nvidia-smi` and dmesg for Xid errors)"
-                )
+        missing = [] if failed else [i for i in wanted if i not in by_index]
+        for index in missing:
+            notes.append(
+                f"GPU {index} did not answer NVML at {at.isoformat(timespec='seconds')} "
+                "(it may have fallen off the bus: check `nvidia-smi` and dmesg for Xid errors)"
+            )
         telemetry = dict(job.extra.get("gpu_telemetry") or {})
         telemetry["interval_s"] = self.config.interval_s
         points = [list(p) for p in telemetry.get("points") or []]
@@ -123,12 +150,54 @@ class TelemetryRunner:
         old_notes = list(telemetry.get("notes") or [])
         telemetry["notes"] = (old_notes + [n for n in notes if n not in old_notes])[-MAX_NOTES:]
         changes: dict[str, Any] = {"gpu_telemetry": telemetry}
-        warning = self._idle_warning(job, held, used, points)
+        lost = self._report_lost(job, kind, held, telemetry, missing, failed, at.isoformat())
+        if lost:
+            changes["gpu_warnings"] = list(job.extra.get("gpu_warnings") or []) + lost
+        warning = self._idle_warning(job, kind, held, used, points)
         if warning:
             changes["gpu_idle_warning"] = warning
-        self.jobs.update(job.name, changes)
+        kind.jobs.update(job.name, changes)
+
+    def _report_lost(
+        self,
+        job: Resource,
+        kind: WatchedJobs,
+        held: Mapping[str, Sequence[int]],
+        telemetry: dict[str, Any],
+        missing: Sequence[int],
+        failed: str | None,
+        when: str,
+    ) -> list[str]:
+        """First time a GPU (or NVML itself) stops answering: a log line per host and a
+        status note; ``telemetry["lost"]`` remembers what was already said."""
+        reported = list(telemetry.get("lost") or [])
+        new: list[str] = []
+        streams = job.extra.get("log_streams") or {}
+        stamp = int(self.clock.now().timestamp() * 1000)
+        gone = [i for i in missing if i not in reported]
+        if failed and "nvml" not in reported:
+            reported.append("nvml")
+            new.append(f"{failed} at {when}: the job's GPUs cannot be watched")
+        for index in gone:
+            reported.append(index)
+            hosts = [h for h, gpus in held.items() if index in gpus]
+            new.append(
+                f"GPU {index} (held by {', '.join(hosts)}) stopped answering NVML at {when}: it "
+                "may have fallen off the bus (check `nvidia-smi` and dmesg for Xid errors); the "
+                "job may fail or run slower"
+            )
+        telemetry["lost"] = reported
+        for note in new:
+            for host in held:
+                if streams.get(host):
+                    self.logs.put_events(
+                        kind.log_group, streams[host], [(stamp, f"WARNING: sageport: {note}")]
+                    )
+        return new
 
     def _busy(self, sample: GpuSample) -> bool:
+        if any(self.is_probe(p.pid) for p in sample.processes):
+            return False  # sageport's pre-flight matmul, not the job's own use
         return bool(sample.utilization_percent) or (
             sample.memory_used_mib is not None
             and sample.memory_used_mib >= self.config.idle_memory_mib
@@ -137,6 +206,7 @@ class TelemetryRunner:
     def _idle_warning(
         self,
         job: Resource,
+        kind: WatchedJobs,
         held: Mapping[str, Sequence[int]],
         used: Mapping[str, bool],
         points: list[list[Any]],
@@ -170,17 +240,17 @@ class TelemetryRunner:
             stream = streams.get(host)
             if stream:
                 stamp = int(self.clock.now().timestamp() * 1000)
-                self.logs.put_events(LOG_GROUP, stream, [(stamp, message)])
+                self.logs.put_events(kind.log_group, stream, [(stamp, message)])
         return (
             f"GPU(s) idle for the first {window} on {', '.join(idle_hosts)}: probably computing on "
             "the CPU"
         )
 
 
-def _held_gpus(job: Resource) -> dict[str, list[int]]:
+def _held_gpus(job: Resource, kind: WatchedJobs | None = None) -> dict[str, list[int]]:
     """Host name → NVML indices it holds (grants are stored in host order)."""
     grants = job.extra.get("grants") or []
-    hosts = all_hosts(job.spec)
+    hosts = kind.host_names(job.spec) if kind is not None else all_hosts(job.spec)
     return {
         host: [int(i) for i in grant.get("gpus") or []]
         for host, grant in zip(hosts, grants, strict=False)

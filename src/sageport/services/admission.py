@@ -19,8 +19,16 @@ from sageport.scheduler.allocator import Allocator, HostRequest
 
 
 def host_request(catalog: Catalog, instance_type: str) -> HostRequest:
-    """What one host of ``instance_type`` needs; unknown types raise with a did-you-mean."""
+    """What one host of ``instance_type`` needs; unknown types raise with a did-you-mean.
+
+    Neuron (Inferentia, Trainium) and Gaudi accelerators are requested as such: sageport can
+    never provide them, so such a type is refused at create with the reason, or runs on the
+    CPU with a warning where ``cpu_fallback`` is on, exactly like a GPU type on a machine
+    without GPUs. A user who asks for an Inferentia endpoint has compiled for Neuron; quietly
+    running that on the CPU would only fail later, or mislead.
+    """
     row = catalog.get(instance_type)
+    other = row.accelerator_kind not in ("gpu", "none", "unknown")
     return HostRequest(
         instance_type=instance_type,
         gpus=row.gpu_count,
@@ -28,6 +36,9 @@ def host_request(catalog: Catalog, instance_type: str) -> HostRequest:
         gpu_memory_gib=row.gpu_memory_gb or 0.0,
         vcpus=float(row.vcpus or 1),
         memory_gib=float(row.memory_gib or 1.0),
+        accelerators=row.accelerator_count if other else 0,
+        accelerator_kind=row.accelerator_kind if other else "",
+        accelerator_model=(row.accelerator_model or "") if other else "",
     )
 
 

@@ -22,7 +22,8 @@ from sageport.scheduler.endpoints import EndpointRunner, EndpointRunnerConfig
 from sageport.scheduler.jobs import JobRunner, RunnerConfig
 from sageport.scheduler.loop import Scheduler
 from sageport.scheduler.processing import ProcessingKind
-from sageport.scheduler.telemetry import TelemetryConfig, TelemetryRunner
+from sageport.scheduler.queue import JobQueue
+from sageport.scheduler.telemetry import TelemetryConfig, TelemetryRunner, WatchedJobs
 from sageport.scheduler.training import TrainingKind
 from sageport.services.admission import Admission
 from sageport.services.endpoint_configs import EndpointConfigService
@@ -37,6 +38,11 @@ from sageport.serving.upstream import UpstreamPool
 from sageport.settings import Settings
 from sageport.storage.objectstore import ObjectStore, open_object_store
 from sageport.store.database import Database
+
+
+class StartupError(ValueError):
+    """A setting (or ``SAGEPORT_FAKE_GPUS``) the server cannot start with; the message says
+    which and what is accepted, in one line fit for a terminal."""
 
 
 @dataclass
@@ -73,9 +79,15 @@ def build_services(
     backend: Backend | None = None,
     env: Mapping[str, str] | None = None,
 ) -> Services:
-    """Open the database and the object store, discover GPUs, and wire the services."""
+    """Open the database and the object store, discover GPUs, and wire the services.
+
+    Settings that cannot work (a fake GPU spec that does not parse, an unknown
+    ``gpu_matching``, a non-positive overcommit) raise :class:`StartupError` before anything
+    is opened.
+    """
     clock = clock or SystemClock()
     env = dict(os.environ if env is None else env)
+    matching = _check_settings(settings)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     db = Database(settings.db_url)
     db.create_all()
@@ -85,16 +97,23 @@ def build_services(
         **env,
         **({"SAGEPORT_FAKE_GPUS": settings.fake_gpus} if settings.fake_gpus else {}),
     }
-    discovery = discovery_from_env(discovery_env)
+    try:
+        discovery = discovery_from_env(discovery_env)
+    except ValueError as exc:
+        where = " (fake_gpus in sageport.toml)" if settings.fake_gpus else ""
+        raise StartupError(f"{exc}{where}") from None
     gpus = discovery.discover()
+    cpus = _usable_cpus()
     allocator = Allocator(
         gpus.devices,
-        float(os.cpu_count() or 1),
+        float(len(cpus)),
         _memory_gib(),
         cpu_overcommit=settings.cpu_overcommit,
         memory_overcommit=settings.memory_overcommit,
-        matching=GpuMatching(settings.gpu_matching),
+        matching=matching,
         cpu_fallback=settings.cpu_fallback,
+        cpu_affinity=settings.cpu_affinity,
+        cpu_ids=cpus,
     )
     admission = Admission(catalog, allocator, settings.images)
     logs = LogService(db, clock)
@@ -117,8 +136,11 @@ def build_services(
         server_env=env,
         max_log_bytes=settings.max_log_bytes_per_host,
     )
+    queue = JobQueue()  # one FIFO over training and processing jobs
     job_runners = [
-        JobRunner(kind, service, objects, logs, backend, allocator, catalog, clock, job_config)
+        JobRunner(
+            kind, service, objects, logs, backend, allocator, catalog, clock, job_config, queue
+        )
         for kind, service in ((TrainingKind(), training), (ProcessingKind(), processing))
     ]
     models = ModelService(db, clock, settings)
@@ -149,7 +171,10 @@ def build_services(
         ),
     )
     telemetry = TelemetryRunner(
-        training,
+        [
+            WatchedJobs(training, TrainingKind.log_group, TrainingKind().host_names),
+            WatchedJobs(processing, ProcessingKind.log_group, ProcessingKind().host_names),
+        ],
         discovery,
         logs,
         clock,
@@ -185,6 +210,35 @@ def build_services(
         backend=backend,
         scheduler=scheduler,
     )
+
+
+def _check_settings(settings: Settings) -> GpuMatching:
+    """The GPU and accounting settings, checked; the GPU matching they name."""
+    try:
+        matching = GpuMatching(settings.gpu_matching)
+    except ValueError:
+        accepted = " or ".join(repr(m.value) for m in GpuMatching)
+        raise StartupError(
+            f"gpu_matching must be {accepted}, not {settings.gpu_matching!r} (sageport.toml)"
+        ) from None
+    for name in ("cpu_overcommit", "memory_overcommit"):
+        value = getattr(settings, name)
+        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+            raise StartupError(f"{name} must be a number greater than 0, not {value!r}")
+    for name in ("cpu_fallback", "cpu_affinity"):
+        if not isinstance(getattr(settings, name), bool):
+            raise StartupError(f"{name} must be true or false, not {getattr(settings, name)!r}")
+    if not isinstance(settings.fake_gpus, str):
+        raise StartupError(f'fake_gpus must be a string such as "4", not {settings.fake_gpus!r}')
+    return matching
+
+
+def _usable_cpus() -> list[int]:
+    """The logical CPUs this process may run on (its affinity mask), what jobs share."""
+    try:
+        return sorted(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not Linux
+        return list(range(os.cpu_count() or 1))
 
 
 def _memory_gib() -> float:

@@ -3,7 +3,9 @@
 A processing job shows only ``ProcessingJobStatus``; its finer steps (queued, staging,
 running, uploading) are the same stored secondary statuses as a training job's.
 ``DescribeProcessingJob`` must carry ``ProcessingResources`` (the SDK's ``wait`` reads
-``ClusterConfig.InstanceCount``), which it does because the spec is echoed.
+``ClusterConfig.InstanceCount``), which it does because the spec is echoed. It has no status
+message, so while a job is in progress ``ExitMessage`` says what it waits for and any GPU
+warning (:func:`status_note`).
 """
 
 from __future__ import annotations
@@ -51,4 +53,23 @@ class ProcessingJobService(JobService):
         out: dict[str, Any] = {**job.spec, **self.summary(job)}
         if job.extra.get("started_at"):
             out["ProcessingStartTime"] = job.extra["started_at"]
+        note = status_note(job)
+        if note and "ExitMessage" not in out:
+            out["ExitMessage"] = note[:1024]
         return out
+
+
+def status_note(job: Resource) -> str:
+    """While a job is not finished: what it waits for, and GPU warnings (CPU fallback, GPUs
+    gone, idle GPUs). DescribeProcessingJob has no status message; ``ExitMessage`` carries
+    this until the job ends, when only the container's own message is shown there."""
+    secondary = secondary_of(job)
+    if T.primary(secondary).is_terminal():
+        return ""
+    parts = []
+    if secondary is T.Secondary.STARTING and job.extra.get("queue_message"):
+        parts.append(str(job.extra["queue_message"]))
+    parts += [f"WARNING: {w}" for w in job.extra.get("gpu_warnings") or []]
+    if job.extra.get("gpu_idle_warning"):
+        parts.append(f"WARNING: {job.extra['gpu_idle_warning']}")
+    return " ".join(parts)

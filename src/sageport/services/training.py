@@ -113,6 +113,12 @@ def describe_job(job: Resource, hist: list[HistoryEntry], now: datetime) -> dict
         transitions_[-1]["StatusMessage"] = extra["queue_message"]  # what the queue waits for
     if transitions_ and extra.get("gpu_idle_warning") and not T.primary(secondary).is_terminal():
         transitions_[-1]["StatusMessage"] += f" WARNING: {extra['gpu_idle_warning']}"
+    if transitions_ and extra.get("gpu_warnings"):
+        # CPU fallback, GPUs gone: said on the Training step (the last one until it exists)
+        steps = [t for t in transitions_ if t["Status"] == T.Secondary.TRAINING.value]
+        target = steps[0] if steps else transitions_[-1]
+        for warning in extra["gpu_warnings"]:
+            target["StatusMessage"] += f" WARNING: {warning}"
     if extra.get("log_truncated"):
         note = log_truncation_note(extra["log_truncated"])
         for item in transitions_:

@@ -12,11 +12,19 @@ import pytest
 from sageport.catalog import load_catalog
 from sageport.clock import FakeClock
 from sageport.domain import training as T
-from sageport.gpu import GpuSample, parse_fake_spec
+from sageport.gpu import GpuProcess, GpuSample, parse_fake_spec
 from sageport.scheduler.allocator import Allocator
-from sageport.scheduler.telemetry import LOG_GROUP, TelemetryConfig, TelemetryRunner, summarize
+from sageport.scheduler.processing import ProcessingKind
+from sageport.scheduler.telemetry import (
+    LOG_GROUP,
+    TelemetryConfig,
+    TelemetryRunner,
+    WatchedJobs,
+    summarize,
+)
 from sageport.services.admission import Admission
 from sageport.services.logs import LogService
+from sageport.services.processing import ProcessingJobService
 from sageport.services.training import TrainingJobService
 from sageport.settings import Settings
 from sageport.store.database import Database
@@ -209,3 +217,92 @@ def test_no_warning_when_switched_off(
     config = TelemetryConfig(interval_s=5, idle_window_s=10, warn_idle=False)
     run_for(TelemetryRunner(jobs, ScriptedSampler(), logs, clock, config), clock, 60)
     assert "gpu_idle_warning" not in jobs.get("fake").extra
+
+
+def test_a_vanished_gpu_is_said_once_in_the_log_and_the_status_message(
+    jobs: TrainingJobService, db: Database, clock: FakeClock
+) -> None:
+    logs = LogService(db, clock)
+    sampler = ScriptedSampler()
+    stream = start_job(jobs, clock, "lost", [0, 1])
+    sampler.load = {0: (50, 4000), 1: (50, 4000)}
+    runner = make_runner(jobs, sampler, logs, clock)
+    run_for(runner, clock, 10)
+    sampler.gone = {1}
+    run_for(runner, clock, 30)  # several readings without GPU 1: one warning, not one each
+    warnings = [line for line in logs.tail(LOG_GROUP, stream, 50) if "WARNING" in line]
+    assert len(warnings) == 1, warnings
+    assert warnings[0].startswith("WARNING: sageport: GPU 1 (held by algo-1) stopped answering")
+    described = jobs.describe({"TrainingJobName": "lost"})
+    training = next(t for t in described["SecondaryStatusTransitions"] if t["Status"] == "Training")
+    assert "WARNING: GPU 1 (held by algo-1) stopped answering NVML" in training["StatusMessage"]
+
+
+class Probes:
+    """NVML processes: pid 4242 is sageport's pre-flight probe, anything else the job."""
+
+    def __call__(self, pid: int) -> bool:
+        return pid == 4242
+
+
+def test_the_pre_flight_probe_on_a_gpu_is_not_use(
+    jobs: TrainingJobService, db: Database, clock: FakeClock
+) -> None:
+    logs = LogService(db, clock)
+
+    class ProbeThenIdle(ScriptedSampler):
+        def sample(self, indices: Iterable[int]) -> list[GpuSample]:
+            # the probe's tiny matmul holds a CUDA context (600 MiB) while it runs
+            return [GpuSample(i, 3, 0, 600, (GpuProcess(4242, 600),)) for i in indices]
+
+    start_job(jobs, clock, "probed", [0])
+    config = TelemetryConfig(interval_s=5, idle_window_s=60)
+    runner = TelemetryRunner(jobs, ProbeThenIdle(), logs, clock, config, is_probe=Probes())
+    run_for(runner, clock, 70)
+    assert "idle for the first 60 s" in jobs.get("probed").extra["gpu_idle_warning"]
+
+
+def test_processing_jobs_are_watched_too(db: Database, clock: FakeClock, tmp_path: Path) -> None:
+    inventory = parse_fake_spec("4")
+    allocator = Allocator(inventory.devices, 8.0, 64.0)
+    admission = Admission(load_catalog(), allocator, {})
+    processing = ProcessingJobService(db, clock, Settings(data_dir=tmp_path), admission)
+    processing.create(
+        {
+            "ProcessingJobName": "proc",
+            "RoleArn": "arn:aws:iam::000000000000:role/R",
+            "AppSpecification": {
+                "ImageUri": "local:/usr/bin/python3",
+                "ContainerEntrypoint": ["python3", "-c", "pass"],
+            },
+            "ProcessingResources": {
+                "ClusterConfig": {
+                    "InstanceType": "ml.g4dn.xlarge",
+                    "InstanceCount": 1,
+                    "VolumeSizeInGB": 1,
+                }
+            },
+        }
+    )
+    processing.move("proc", S.STARTING, S.DOWNLOADING, extra={"grants": [{"gpus": [3]}]})
+    stream = "proc/algo-1-1"
+    processing.move(
+        "proc",
+        S.DOWNLOADING,
+        S.TRAINING,
+        extra={"log_streams": {"algo-1": stream}, "started_at": clock.now().isoformat()},
+    )
+    logs = LogService(db, clock)
+    watched = [
+        WatchedJobs(processing, ProcessingKind.log_group, ProcessingKind().host_names),
+    ]
+    config = TelemetryConfig(interval_s=5, idle_window_s=30)
+    run_for(TelemetryRunner(watched, ScriptedSampler(), logs, clock, config), clock, 40)
+    extra = processing.get("proc").extra
+    assert {p[1] for p in extra["gpu_telemetry"]["points"]} == {3}
+    assert "idle for the first 30 s" in extra["gpu_idle_warning"]
+    warnings = logs.tail(ProcessingKind.log_group, stream, 10)
+    assert any("holds GPU(s) 3" in line for line in warnings), warnings
+    # DescribeProcessingJob has no status message: ExitMessage says it while the job runs
+    described = processing.describe({"ProcessingJobName": "proc"})
+    assert "WARNING: GPU(s) idle for the first 30 s" in described["ExitMessage"]
