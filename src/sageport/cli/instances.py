@@ -2,7 +2,12 @@
 
 The catalog answers; this module only turns the answer into a table (``rich``, imported when
 printing) or a JSON list for scripts, and turns bad input (an unknown instance type or GPU
-model) into a did-you-mean on stderr with exit status 2.
+model) into a did-you-mean on stderr with exit status 2. No match is exit status 1 in both
+forms (the JSON form still prints ``[]``).
+
+Neuron (Inferentia, Trainium) and Gaudi types are listed with what sageport does with them:
+it cannot provide those accelerators, so jobs and endpoints on them are refused unless
+``cpu_fallback`` is on, which runs them on the CPU.
 """
 
 from __future__ import annotations
@@ -43,11 +48,13 @@ def instances_command(
         return EXIT_BAD_INPUT
     if as_json:
         typer.echo(json.dumps([instance_json(row) for row in rows], indent=2))
-        return 0
+        return 0 if rows else EXIT_NO_MATCH
     if not rows:
         typer.echo("No instance type matches.", err=True)
         return EXIT_NO_MATCH
     _print_table(rows)
+    if any(_not_here(row) for row in rows):
+        typer.echo(f"* {NOT_HERE}")
     cheapest = next((row for row in rows if row.price_per_hour is not None), None)
     if cheapest is not None and not names:
         price = f"${cheapest.price_per_hour:.3f}/hour, approximate"
@@ -72,7 +79,18 @@ def instance_json(row: InstanceType) -> dict[str, Any]:
         "price_per_hour": row.price_per_hour,
         "price_basis": row.price_basis,
         "uses": sorted(row.uses),
+        **({"sageport_note": NOT_HERE} if _not_here(row) else {}),
     }
+
+
+NOT_HERE = (
+    "sageport cannot provide Neuron (Inferentia/Trainium) or Gaudi accelerators: jobs and "
+    "endpoints on these types are refused unless cpu_fallback = true, which runs them on the CPU"
+)
+
+
+def _not_here(row: InstanceType) -> bool:
+    return row.accelerator_kind in ("neuron", "gaudi") and bool(row.accelerator_count)
 
 
 def _select(
@@ -122,5 +140,5 @@ def _accelerators(row: InstanceType) -> str:
     if row.accelerator_kind in ("none", "unknown") or not row.accelerator_count:
         return ""
     memory = f" {row.accelerator_memory_gb:g} GB" if row.accelerator_memory_gb else ""
-    kind = "" if row.accelerator_kind == "gpu" else f" ({row.accelerator_kind}, not a GPU)"
+    kind = "" if row.accelerator_kind == "gpu" else f" ({row.accelerator_kind}, not a GPU)*"
     return f"{row.accelerator_count}x {row.accelerator_model}{memory}{kind}"

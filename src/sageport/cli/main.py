@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 
@@ -37,8 +37,14 @@ def serve(
 
     from sageport.api.app import create_app
     from sageport.cli.serverinfo import write_server_files
+    from sageport.services.container import StartupError
 
-    settings = _settings(data_dir, host=host, port=port).with_file()
+    base = _settings(data_dir, host=host, port=port)
+    try:
+        settings = base.with_file()
+    except (ValueError, TypeError) as exc:  # TOML that does not parse, unknown settings
+        where = "" if str(base.settings_file) in str(exc) else f"{base.settings_file}: "
+        _fail(f"sageport serve: {where}{exc}")
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
@@ -49,7 +55,10 @@ def serve(
             fg=typer.colors.YELLOW,
             err=True,
         )
-    application = create_app(settings)
+    try:
+        application = create_app(settings)
+    except StartupError as exc:  # a bad fake_gpus/SAGEPORT_FAKE_GPUS, gpu_matching, ...
+        _fail(f"sageport serve: {exc}")
     write_server_files(settings)
     typer.echo(f"sageport serving on {settings.endpoint_url} (data: {settings.data_dir})", err=True)
     http, loop = _fast_server()
@@ -62,6 +71,12 @@ def serve(
         http=http,
         loop=loop,
     )
+
+
+def _fail(message: str) -> NoReturn:
+    """One line on stderr, exit status 2: a setting the server cannot start with."""
+    typer.echo(" ".join(message.split()), err=True)
+    raise typer.Exit(2)
 
 
 def _fast_server() -> tuple[str, str]:

@@ -32,6 +32,11 @@ def test_names_list_those_types(capsys: pytest.CaptureFixture[str]) -> None:
     assert instances_command(names=["ml.inf2.xlarge"], as_json=True) == 0
     (row,) = json.loads(capsys.readouterr().out)
     assert (row["accelerator_kind"], row["gpu_count"]) == ("neuron", 0)
+    assert "refused unless cpu_fallback" in row["sageport_note"]
+    assert instances_command(names=["ml.inf2.xlarge", "ml.m5.xlarge"]) == 0
+    out = capsys.readouterr().out
+    assert "(neuron, not a GPU)*" in out
+    assert "* sageport cannot provide Neuron" in out
 
 
 def test_unknown_name_gets_a_did_you_mean(capsys: pytest.CaptureFixture[str]) -> None:
@@ -50,7 +55,7 @@ def test_unknown_gpu_model_lists_the_known_ones(capsys: pytest.CaptureFixture[st
 def test_no_match(capsys: pytest.CaptureFixture[str]) -> None:
     assert instances_command(gpus=64) == 1
     assert "No instance type matches" in capsys.readouterr().err
-    assert instances_command(gpus=64, as_json=True) == 0
+    assert instances_command(gpus=64, as_json=True) == 1  # as the table form: nothing fits
     assert json.loads(capsys.readouterr().out) == []
 
 
