@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sageport.api.credentials import load_or_create
 from sageport.backends.base import Backend
@@ -67,6 +67,8 @@ class Services:
     upstream: UpstreamPool
     backend: Backend
     scheduler: Scheduler
+    queue: JobQueue = field(default_factory=JobQueue)
+    """The FIFO training and processing jobs wait in (``head()``: who is first in line)."""
 
     def close(self) -> None:
         self.db.close()
@@ -209,6 +211,7 @@ def build_services(
         upstream=upstream,
         backend=backend,
         scheduler=scheduler,
+        queue=queue,
     )
 
 
