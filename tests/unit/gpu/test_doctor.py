@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -257,6 +258,10 @@ def test_a_running_probe_is_recognised_by_its_command_line() -> None:
         stdout=subprocess.DEVNULL,
     )
     try:
+        # until the child has exec'd, /proc shows the parent's command line
+        deadline = time.monotonic() + 10
+        while not is_probe_process(proc.pid) and time.monotonic() < deadline:
+            time.sleep(0.01)
         assert is_probe_process(proc.pid)
         assert not is_probe_process(os.getpid())
     finally:
