@@ -23,7 +23,7 @@ import contextlib
 import io
 import os
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -244,15 +244,20 @@ class Backend:
                 out[path] = data
         return out
 
-    def write_small(self, path: str, data: bytes) -> None:
-        """Write a whole (small) file so that readers see the old one or the new one."""
+    def _whole(self, path: str, write: Callable[[str], None]) -> None:
+        """Run ``write`` (one fsspec call that makes a file) so that ``path`` appears whole:
+        on ``path`` itself where such a call is atomic, else on a temporary file moved there."""
         if self.atomic_calls:
-            self.fs.pipe_file(path, data)
+            write(path)
             return
         tmp = self.tmp_path()
         self.make_parents(tmp)
-        self.fs.pipe_file(tmp, data)
+        write(tmp)
         self.publish(tmp, path)
+
+    def write_small(self, path: str, data: bytes) -> None:
+        """Write a whole (small) file so that readers see the old one or the new one."""
+        self._whole(path, lambda target: self.fs.pipe_file(target, data))
 
     def writer(self, path: str) -> Writer:
         return Writer(self, path)
@@ -264,13 +269,7 @@ class Backend:
 
     def copy(self, src: str, dst: str) -> None:
         """Copy a file; the copy appears whole (server-side on object stores)."""
-        if self.atomic_calls:
-            self.fs.cp_file(src, dst)
-            return
-        tmp = self.tmp_path()
-        self.make_parents(tmp)
-        self.fs.cp_file(src, tmp)
-        self.publish(tmp, dst)
+        self._whole(dst, lambda target: self.fs.cp_file(src, target))
 
     def merge(self, sources: list[str], target: str) -> None:
         """``target`` = the ``sources`` one after another, appearing whole."""

@@ -1,7 +1,10 @@
 """The records the fsspec object store keeps beside the bytes, and its key spelling.
 
-Records are JSON (never pickles): an object's metadata (``.@m``), a bucket, a multipart upload
-and its parts. Kept apart from :mod:`.fsspec_store` so the store reads as its rules.
+Records are JSON (never pickles): an object's metadata (``.@m``, the attributes of
+:func:`.records.attrs_json` beside ETag, time, checksums and the version of the bytes), and
+the :class:`~.objectstore.ObjectInfo` it or the backend's own details give. Buckets and uploads
+have the records of :mod:`.records`. Kept apart from :mod:`.fsspec_store` so the store reads as
+its rules.
 """
 
 from __future__ import annotations
@@ -10,13 +13,15 @@ import hashlib
 import json
 import zlib
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
 from sageport.storage import files
 from sageport.storage import keys as keymap
-from sageport.storage.objectstore import ObjectAttrs, PartInfo, UploadInfo
+from sageport.storage.fsspec_io import ident, modified
+from sageport.storage.objectstore import ObjectAttrs, ObjectInfo
+from sageport.storage.records import attrs_from_json, attrs_json
 
 
 def encode_plain(key: str) -> list[str]:
@@ -63,18 +68,6 @@ def loads(raw: bytes) -> dict[str, Any]:
     return data
 
 
-def attrs_json(attrs: ObjectAttrs) -> dict[str, Any]:
-    return {
-        "content_type": attrs.content_type,
-        "metadata": dict(attrs.metadata),
-        "headers": dict(attrs.headers),
-    }
-
-
-def attrs_from_json(data: dict[str, Any]) -> ObjectAttrs:
-    return ObjectAttrs(data["content_type"], data["metadata"], data["headers"])
-
-
 def object_record(
     attrs: ObjectAttrs, etag: str, checksums: Mapping[str, str], parts_count: int | None
 ) -> dict[str, Any]:
@@ -87,21 +80,37 @@ def object_record(
     }
 
 
-def part_info(data: dict[str, Any]) -> PartInfo:
-    return PartInfo(
-        data["number"],
-        data["etag"],
-        data["size"],
-        datetime.fromisoformat(data["last_modified"]),
-        data["checksums"],
+def described(
+    bucket: str, key: str, found: Mapping[str, Any], record: Mapping[str, Any] | None
+) -> ObjectInfo | None:
+    """The object whose file has details ``found`` as its metadata record describes it; None
+    if the record is for another version of the bytes (or missing: a file not written through
+    sageport)."""
+    if record is None or record.get("version") != ident(found):
+        return None
+    return ObjectInfo(
+        bucket=bucket,
+        key=key,
+        size=int(found["size"]),
+        etag=record["etag"],
+        last_modified=datetime.fromisoformat(record["last_modified"]),
+        attrs=attrs_from_json(record),
+        checksums=record["checksums"],
+        parts_count=record["parts_count"],
     )
 
 
-def upload_info(data: dict[str, Any]) -> UploadInfo:
-    return UploadInfo(
-        data["upload_id"],
-        data["bucket"],
-        data["key"],
-        datetime.fromisoformat(data["initiated"]),
-        attrs_from_json(data["attrs"]),
+def foreign(bucket: str, key: str, found: Mapping[str, Any]) -> ObjectInfo:
+    """An object without a (current) record: what the backend itself says of the file."""
+    tag = str(found.get("ETag") or found.get("etag") or "").strip('"')
+    etag = tag or hashlib.md5(ident(found).encode(), usedforsecurity=False).hexdigest()
+    content_type = str(found.get("ContentType") or "binary/octet-stream")
+    return ObjectInfo(
+        bucket=bucket,
+        key=key,
+        size=int(found["size"]),
+        etag=etag,
+        last_modified=modified(found) or datetime.fromtimestamp(0, UTC),
+        attrs=ObjectAttrs(content_type),
+        parts_count=int(tag.rsplit("-", 1)[1]) if "-" in tag else None,
     )

@@ -29,7 +29,6 @@ the new one, never half of one, and a failed upload leaves nothing.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import re
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterator
@@ -41,26 +40,29 @@ from typing import Any, TypeVar
 from sageport.errors import BucketAlreadyOwnedByYou, BucketNotEmpty, NoSuchBucket, NoSuchKey
 from sageport.storage import files
 from sageport.storage import keys as keymap
-from sageport.storage.fsspec_io import CHUNK, SYSTEM, Backend, Reader, Writer, ident, modified
+from sageport.storage.fsspec_io import CHUNK, SYSTEM, Backend, Reader, Writer, ident
 from sageport.storage.fsspec_records import (
     Sums,
     decode_plain,
+    described,
     encode_plain,
+    foreign,
     loads,
     object_record,
 )
-from sageport.storage.fsspec_uploads import Uploads
+from sageport.storage.fsspec_uploads import FsspecUploads
 from sageport.storage.listing import paginate
+from sageport.storage.multipart import MultipartUploads
 from sageport.storage.objectstore import (
     BucketInfo,
     ObjectAttrs,
     ObjectInfo,
     ObjectListing,
     ObjectRange,
-    PartInfo,
     Seal,
-    UploadInfo,
+    byte_range,
 )
+from sageport.storage.records import bucket_info, bucket_record
 
 T = TypeVar("T")
 BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
@@ -69,14 +71,15 @@ DATA_SUFFIX = ".@d"
 SETTLE_TRIES = 3
 
 
-class FsspecObjectStore:
-    """:class:`~sageport.storage.objectstore.ObjectStore` on an fsspec filesystem."""
+class FsspecObjectStore(MultipartUploads):
+    """:class:`~sageport.storage.objectstore.ObjectStore` on an fsspec filesystem (its multipart
+    uploads: :class:`~.multipart.MultipartUploads` over :class:`~.fsspec_uploads.FsspecUploads`)."""
 
     def __init__(self, fs: Any, root: str, region: str = "us-east-1") -> None:
         self.io = Backend(fs, root)
         self.region = region
         self._suffix = "" if self.io.object_store else DATA_SUFFIX
-        self._multipart = Uploads(self)
+        self.uploads_space = FsspecUploads(self)
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
         self._holders: dict[tuple[str, str], int] = {}
 
@@ -92,10 +95,6 @@ class FsspecObjectStore:
             parts = [*parts[:-1], parts[-1][: -len(self._suffix)]]
             return keymap.decode_parts(parts)
         return decode_plain(parts)
-
-    def _check_bucket(self, bucket: str) -> None:
-        if not bucket or "/" in bucket or bucket.startswith(".") or "\x00" in bucket:
-            raise NoSuchBucket(resource=f"/{bucket}", BucketName=bucket)
 
     def data_path(self, bucket: str, key: str) -> str:
         return self.io.path(bucket, *self._encode(key)) + self._suffix
@@ -140,10 +139,10 @@ class FsspecObjectStore:
     # -- buckets ----------------------------------------------------------------------------
 
     async def _bucket(self, bucket: str) -> BucketInfo:
-        self._check_bucket(bucket)
+        keymap.check_bucket(bucket)
         record = await self.read_json(self._bucket_record(bucket))
         if record is not None:
-            return BucketInfo(bucket, datetime.fromisoformat(record["created"]), record["region"])
+            return bucket_info(bucket, record)
         if BUCKET_NAME.match(bucket) is not None and await self.run(
             self.io.is_dir, self.io.path(bucket)
         ):
@@ -158,21 +157,19 @@ class FsspecObjectStore:
         return [await self._bucket(name) for name in sorted(names)]
 
     async def create_bucket(self, bucket: str, region: str) -> BucketInfo:
-        self._check_bucket(bucket)
+        keymap.check_bucket(bucket)
         if await self.read_json(self._bucket_record(bucket)) is not None:
             raise BucketAlreadyOwnedByYou(resource=f"/{bucket}", BucketName=bucket)
-        record = {"created": files.now().isoformat(), "region": region}
+        record = bucket_record(region)
         await self.write_json(self._bucket_record(bucket), record)
-        return BucketInfo(bucket, datetime.fromisoformat(record["created"]), region)
+        return bucket_info(bucket, record)
 
     async def head_bucket(self, bucket: str) -> BucketInfo:
         return await self._bucket(bucket)
 
     async def delete_bucket(self, bucket: str) -> None:
         await self._bucket(bucket)
-        if (await self.list_objects(bucket, max_keys=1)).objects or any(
-            u.bucket == bucket for u in await self._multipart.all()
-        ):
+        if (await self.list_objects(bucket, max_keys=1)).objects or await self._has_uploads(bucket):
             raise BucketNotEmpty(resource=f"/{bucket}", BucketName=bucket)
         await self.run(self.io.remove, self._bucket_record(bucket))
         await self.run(self.io.remove_tree, self.io.path(SYSTEM, "meta", bucket))
@@ -181,43 +178,10 @@ class FsspecObjectStore:
 
     # -- objects ----------------------------------------------------------------------------
 
-    def _info(
-        self, bucket: str, key: str, found: dict[str, Any], record: dict[str, Any] | None
-    ) -> ObjectInfo | None:
-        """The object as its metadata record describes it; None if the record is for another
-        version of the bytes (or missing, for a file not written through sageport)."""
-        if record is None or record.get("version") != ident(found):
-            return None
-        return ObjectInfo(
-            bucket=bucket,
-            key=key,
-            size=int(found["size"]),
-            etag=record["etag"],
-            last_modified=datetime.fromisoformat(record["last_modified"]),
-            attrs=ObjectAttrs(record["content_type"], record["metadata"], record["headers"]),
-            checksums=record["checksums"],
-            parts_count=record["parts_count"],
-        )
-
-    def _foreign(self, bucket: str, key: str, found: dict[str, Any]) -> ObjectInfo:
-        """An object without a (current) record: what the backend itself says of the file."""
-        tag = str(found.get("ETag") or found.get("etag") or "").strip('"')
-        etag = tag or hashlib.md5(ident(found).encode(), usedforsecurity=False).hexdigest()
-        content_type = str(found.get("ContentType") or "binary/octet-stream")
-        return ObjectInfo(
-            bucket=bucket,
-            key=key,
-            size=int(found["size"]),
-            etag=etag,
-            last_modified=modified(found) or datetime.fromtimestamp(0, UTC),
-            attrs=ObjectAttrs(content_type),
-            parts_count=int(tag.rsplit("-", 1)[1]) if "-" in tag else None,
-        )
-
     async def _described(self, bucket: str, key: str, version: dict[str, Any]) -> ObjectInfo | None:
         """The object whose bytes have details ``version`` as its record says; None while no
         record for that version exists yet (a write in progress) or ever (a foreign file)."""
-        return self._info(bucket, key, version, await self.read_json(self._meta(bucket, key)))
+        return described(bucket, key, version, await self.read_json(self._meta(bucket, key)))
 
     async def commit(
         self, bucket: str, key: str, publish: Callable[[], None], record: dict[str, Any]
@@ -233,7 +197,7 @@ class FsspecObjectStore:
                     raise NoSuchKey(resource=f"/{bucket}/{key}", Key=key)
                 record = {**record, "key": key, "version": ident(found)}
                 await self.write_json(self._meta(bucket, key), record)
-        info = self._info(bucket, key, found, record)
+        info = described(bucket, key, found, record)
         assert info is not None
         return info
 
@@ -287,7 +251,7 @@ class FsspecObjectStore:
                 return info
             attempt += 1
             if attempt == SETTLE_TRIES or (bucket, key) not in self._locks:
-                return self._foreign(bucket, key, found)
+                return foreign(bucket, key, found)
             await self._settled(bucket, key)  # a write in progress: wait for its record
 
     async def get_object(
@@ -310,9 +274,8 @@ class FsspecObjectStore:
             except BaseException:
                 await self.run(reader.close)
                 raise
-            info = info or self._foreign(bucket, key, version)
-            start = 0 if first is None else first
-            end = info.size - 1 if last is None else min(last, info.size - 1)
+            info = info or foreign(bucket, key, version)
+            start, end = byte_range(info.size, first, last)
             return ObjectRange(info, start, end, self._stream(reader, start, end - start + 1))
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -345,7 +308,7 @@ class FsspecObjectStore:
     ) -> ObjectListing:
         await self._bucket(bucket)
         base = self.io.path(bucket)
-        folders = self._encode(prefix.rpartition("/")[0] + "/x")[:-1] if "/" in prefix else []
+        folders = keymap.folder_parts(prefix, self._encode)
         found = await self.run(self.io.find, self.io.path(bucket, *folders))
         by_key: dict[str, dict[str, Any]] = {}
         for path, details in found.items():
@@ -358,8 +321,8 @@ class FsspecObjectStore:
         objects = []
         for key, meta in zip(page.keys, metas, strict=True):
             raw = records.get(meta)
-            info = self._info(bucket, key, by_key[key], loads(raw) if raw else None)
-            objects.append(info or self._foreign(bucket, key, by_key[key]))
+            info = described(bucket, key, by_key[key], loads(raw) if raw else None)
+            objects.append(info or foreign(bucket, key, by_key[key]))
         return ObjectListing(objects, page.common_prefixes, page.is_truncated, page.last)
 
     async def copy_object(
@@ -387,36 +350,3 @@ class FsspecObjectStore:
             return None
         path = Path(self.data_path(bucket, key))
         return path if path.is_file() else None
-
-    # -- multipart uploads (assembled by .fsspec_uploads) -------------------------------------
-
-    async def create_upload(self, bucket: str, key: str, attrs: ObjectAttrs) -> UploadInfo:
-        return await self._multipart.create(bucket, key, attrs)
-
-    async def upload_part(
-        self,
-        bucket: str,
-        key: str,
-        upload_id: str,
-        number: int,
-        body: AsyncIterable[bytes],
-        *,
-        seal: Seal | None = None,
-    ) -> PartInfo:
-        return await self._multipart.upload_part(bucket, key, upload_id, number, body, seal)
-
-    async def list_parts(self, bucket: str, key: str, upload_id: str) -> list[PartInfo]:
-        return await self._multipart.list_parts(bucket, key, upload_id)
-
-    async def list_uploads(self, bucket: str) -> list[UploadInfo]:
-        await self._bucket(bucket)
-        uploads = [u for u in await self._multipart.all() if u.bucket == bucket]
-        return sorted(uploads, key=lambda u: (u.key, u.initiated))
-
-    async def complete_upload(
-        self, bucket: str, key: str, upload_id: str, parts: list[tuple[int, str]]
-    ) -> ObjectInfo:
-        return await self._multipart.complete(bucket, key, upload_id, parts)
-
-    async def abort_upload(self, bucket: str, key: str, upload_id: str) -> None:
-        await self._multipart.abort(bucket, key, upload_id)

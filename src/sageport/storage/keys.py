@@ -14,12 +14,18 @@ each non-last piece marked with a trailing ``+``.
 The last segment names two files: ``<name>.@m`` (the metadata sidecar, whose presence *is*
 the object) and ``<name>.@<version>`` (the bytes). Folder names never contain ``@``, so an
 object ``a`` and an object ``a/b`` live side by side.
+
+A bucket is one folder (or one path segment) under a store's root: :func:`check_bucket` refuses
+the names that could not be one.
 """
 
 from __future__ import annotations
 
 import string
+from collections.abc import Callable
 from urllib.parse import unquote_to_bytes
+
+from sageport.errors import NoSuchBucket
 
 SAFE = frozenset(string.ascii_letters + string.digits + "-_.")
 RESERVED = {"": "%", ".": "%2E", "..": "%2E%2E"}
@@ -76,9 +82,20 @@ def decode_parts(parts: list[str]) -> str:
     return "/".join(decoded)
 
 
-def folder_parts(prefix: str) -> list[str]:
-    """The folders every key starting with ``prefix`` lives under (its complete segments)."""
+def folder_parts(prefix: str, encode: Callable[[str], list[str]] = encode_key) -> list[str]:
+    """The folders every key starting with ``prefix`` lives under (its complete segments),
+    spelled by ``encode`` (a store's key → path parts)."""
     head, sep, _ = prefix.rpartition("/")
     if not sep:
         return []
-    return encode_key(head + "/x")[:-1]
+    return encode(head + "/x")[:-1]
+
+
+def check_bucket(bucket: str) -> None:
+    """Raise NoSuchBucket for a name that is no single folder (empty, ``/``, leading ``.``, NUL).
+
+    The S3 protocol refuses invalid bucket names before a store sees them; this keeps a store
+    safe on its own (``.uploads``, ``.sageport`` and ``..`` are never buckets).
+    """
+    if not bucket or "/" in bucket or bucket.startswith(".") or "\x00" in bucket:
+        raise NoSuchBucket(resource=f"/{bucket}", BucketName=bucket)

@@ -13,7 +13,8 @@ bucket). A write streams into ``.tmp``, is renamed to a fresh ``<name>.@<ver>``,
 visible only when its sidecar is renamed into place (``os.replace``), so a reader never sees
 half an object and a crash leaves at most an unreferenced file. Object files are never
 modified in place; an overwrite or delete unlinks the old file, so a hard link made by a
-training job keeps the version it linked.
+training job keeps the version it linked. Multipart uploads follow the rules of
+:mod:`.multipart`; :mod:`.local_uploads` keeps their files.
 
 Commits run without an ``await`` between reading the old sidecar and replacing it, so
 concurrent requests in the server's event loop cannot interleave them.
@@ -22,9 +23,7 @@ concurrent requests in the server's event loop cannot interleave them.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import os
-import re
 import shutil
 import uuid
 from collections.abc import AsyncIterable
@@ -32,61 +31,41 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sageport.errors import (
-    BucketAlreadyOwnedByYou,
-    BucketNotEmpty,
-    EntityTooSmall,
-    InvalidPart,
-    InvalidPartOrder,
-    NoSuchBucket,
-    NoSuchKey,
-    NoSuchUpload,
-)
+from sageport.errors import BucketAlreadyOwnedByYou, BucketNotEmpty, NoSuchBucket, NoSuchKey
 from sageport.storage import files
 from sageport.storage import keys as keymap
 from sageport.storage.listing import paginate
+from sageport.storage.local_uploads import LocalUploads
+from sageport.storage.multipart import MultipartUploads
 from sageport.storage.objectstore import (
     BucketInfo,
     ObjectAttrs,
     ObjectInfo,
     ObjectListing,
     ObjectRange,
-    PartInfo,
     Seal,
-    UploadInfo,
+    byte_range,
 )
+from sageport.storage.records import attrs_from_json, attrs_json, bucket_info, bucket_record
 
 BUCKET_FILE = "@bucket.json"
-MIN_PART_SIZE = 5 * 1024 * 1024
-UPLOAD_ID = re.compile(r"^[0-9a-f]{32}$")
 
 
-def _attrs_to_json(attrs: ObjectAttrs) -> dict[str, Any]:
-    return {
-        "content_type": attrs.content_type,
-        "metadata": dict(attrs.metadata),
-        "headers": dict(attrs.headers),
-    }
-
-
-def _attrs_from_json(data: dict[str, Any]) -> ObjectAttrs:
-    return ObjectAttrs(data["content_type"], data["metadata"], data["headers"])
-
-
-class LocalObjectStore:
-    """:class:`~sageport.storage.objectstore.ObjectStore` on a local folder."""
+class LocalObjectStore(MultipartUploads):
+    """:class:`~sageport.storage.objectstore.ObjectStore` on a local folder (its multipart
+    uploads: :class:`~.multipart.MultipartUploads` over :class:`~.local_uploads.LocalUploads`)."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
         self.tmp = root / ".tmp"
         self.uploads = root / ".uploads"
+        self.uploads_space = LocalUploads(self.uploads, self.tmp, self._commit)
 
     # -- buckets ----------------------------------------------------------------------------
 
     def _bucket_dir(self, bucket: str) -> Path:
         """The bucket's folder; names are validated by the caller and hold no ``/`` or ``..``."""
-        if not bucket or "/" in bucket or bucket.startswith(".") or "\x00" in bucket:
-            raise NoSuchBucket(resource=bucket, BucketName=bucket)
+        keymap.check_bucket(bucket)
         return self.root / bucket
 
     def _bucket(self, bucket: str) -> tuple[Path, dict[str, Any]]:
@@ -102,7 +81,7 @@ class LocalObjectStore:
             for child in sorted(self.root.iterdir()):
                 data = files.read_json(child / BUCKET_FILE)
                 if data is not None:
-                    out.append(_bucket_info(child.name, data))
+                    out.append(bucket_info(child.name, data))
         return out
 
     async def create_bucket(self, bucket: str, region: str) -> BucketInfo:
@@ -110,17 +89,17 @@ class LocalObjectStore:
         if (folder / BUCKET_FILE).exists():
             raise BucketAlreadyOwnedByYou(resource=f"/{bucket}", BucketName=bucket)
         self.tmp.mkdir(parents=True, exist_ok=True)
-        data = {"created": files.now().isoformat(), "region": region}
+        data = bucket_record(region)
         files.write_json(folder / BUCKET_FILE, data, self.tmp)
-        return _bucket_info(bucket, data)
+        return bucket_info(bucket, data)
 
     async def head_bucket(self, bucket: str) -> BucketInfo:
         _, data = self._bucket(bucket)
-        return _bucket_info(bucket, data)
+        return bucket_info(bucket, data)
 
     async def delete_bucket(self, bucket: str) -> None:
         folder, _ = self._bucket(bucket)
-        if self._scan(folder, "") or any(u["bucket"] == bucket for u in self._upload_records()):
+        if self._scan(folder, "") or await self._has_uploads(bucket):
             raise BucketNotEmpty(resource=f"/{bucket}", BucketName=bucket)
         (folder / BUCKET_FILE).unlink(missing_ok=True)
         shutil.rmtree(folder, ignore_errors=True)
@@ -169,7 +148,7 @@ class LocalObjectStore:
             "size": sink.size,
             "etag": sink.md5.hexdigest(),
             "last_modified": files.now().isoformat(),
-            "attrs": _attrs_to_json(attrs),
+            "attrs": attrs_json(attrs),
             "checksums": sums,
             "parts_count": None,
         }
@@ -193,8 +172,7 @@ class LocalObjectStore:
             except FileNotFoundError:
                 continue  # overwritten between reading the sidecar and opening; read again
             info = _object_info(bucket, data)
-            start = 0 if first is None else first
-            end = info.size - 1 if last is None else min(last, info.size - 1)
+            start, end = byte_range(info.size, first, last)
             return ObjectRange(info, start, end, files.stream(fh, start, end - start + 1))
         raise NoSuchKey(resource=f"/{bucket}/{key}", Key=key)
 
@@ -258,7 +236,7 @@ class LocalObjectStore:
         record = {
             **data,
             "last_modified": files.now().isoformat(),
-            "attrs": _attrs_to_json(attrs) if attrs is not None else data["attrs"],
+            "attrs": attrs_json(attrs) if attrs is not None else data["attrs"],
         }
         return self._commit(bucket, key, tmp, record)
 
@@ -269,149 +247,9 @@ class LocalObjectStore:
             return None
         return meta_path.parent / str(data["data"])
 
-    # -- multipart uploads ------------------------------------------------------------------
-
-    def _upload(self, bucket: str, key: str, upload_id: str) -> tuple[Path, dict[str, Any]]:
-        self._bucket(bucket)
-        if UPLOAD_ID.match(upload_id):
-            folder = self.uploads / upload_id
-            data = files.read_json(folder / "upload.json")
-            if data is not None and data["bucket"] == bucket and data["key"] == key:
-                return folder, data
-        raise NoSuchUpload(resource=f"/{bucket}/{key}", UploadId=upload_id)
-
-    def _upload_records(self) -> list[dict[str, Any]]:
-        if not self.uploads.is_dir():
-            return []
-        found = (files.read_json(d / "upload.json") for d in self.uploads.iterdir())
-        return [r for r in found if r is not None]
-
-    async def create_upload(self, bucket: str, key: str, attrs: ObjectAttrs) -> UploadInfo:
-        self._bucket(bucket)
-        upload_id = uuid.uuid4().hex
-        record = {
-            "upload_id": upload_id,
-            "bucket": bucket,
-            "key": key,
-            "initiated": files.now().isoformat(),
-            "attrs": _attrs_to_json(attrs),
-        }
-        self.tmp.mkdir(parents=True, exist_ok=True)
-        files.write_json(self.uploads / upload_id / "upload.json", record, self.tmp)
-        return _upload_info(record)
-
-    async def upload_part(
-        self,
-        bucket: str,
-        key: str,
-        upload_id: str,
-        number: int,
-        body: AsyncIterable[bytes],
-        *,
-        seal: Seal | None = None,
-    ) -> PartInfo:
-        folder, _ = self._upload(bucket, key, upload_id)
-        sink = files.Sink(self.tmp)
-        sums = await sink.consume(body, seal)
-        name = f"{number}.@{uuid.uuid4().hex[:16]}"
-        record = {
-            "number": number,
-            "etag": sink.md5.hexdigest(),
-            "size": sink.size,
-            "last_modified": files.now().isoformat(),
-            "checksums": sums,
-            "data": name,
-        }
-        try:
-            self._upload(bucket, key, upload_id)  # aborted while the body streamed?
-            files.replace(sink.path, folder / name)
-        except BaseException:
-            sink.path.unlink(missing_ok=True)
-            raise
-        old = files.read_json(folder / f"{number}.json")
-        files.write_json(folder / f"{number}.json", record, self.tmp)
-        if old is not None:
-            (folder / old["data"]).unlink(missing_ok=True)
-        return _part_info(record)
-
-    def _parts(self, folder: Path) -> dict[int, dict[str, Any]]:
-        out = {}
-        for path in folder.glob("*.json"):
-            if path.stem.isdigit():
-                data = files.read_json(path)
-                if data is not None:
-                    out[int(path.stem)] = data
-        return out
-
-    async def list_parts(self, bucket: str, key: str, upload_id: str) -> list[PartInfo]:
-        folder, _ = self._upload(bucket, key, upload_id)
-        parts = self._parts(folder)
-        return [_part_info(parts[n]) for n in sorted(parts)]
-
-    async def list_uploads(self, bucket: str) -> list[UploadInfo]:
-        self._bucket(bucket)
-        records = [r for r in self._upload_records() if r["bucket"] == bucket]
-        records.sort(key=lambda r: (r["key"], r["initiated"]))
-        return [_upload_info(r) for r in records]
-
-    async def complete_upload(
-        self, bucket: str, key: str, upload_id: str, parts: list[tuple[int, str]]
-    ) -> ObjectInfo:
-        folder, upload = self._upload(bucket, key, upload_id)
-        stored = self._parts(folder)
-        if not parts:
-            raise InvalidPart("You must specify at least one part")
-        numbers = [n for n, _ in parts]
-        if numbers != sorted(numbers) or len(set(numbers)) != len(numbers):
-            raise InvalidPartOrder(resource=f"/{bucket}/{key}", UploadId=upload_id)
-        chosen = []
-        for i, (number, etag) in enumerate(parts):
-            part = stored.get(number)
-            if part is None or etag.strip('"') != part["etag"]:
-                raise InvalidPart(resource=f"/{bucket}/{key}", PartNumber=str(number), ETag=etag)
-            if i < len(parts) - 1 and part["size"] < MIN_PART_SIZE:
-                raise EntityTooSmall(
-                    resource=f"/{bucket}/{key}",
-                    ProposedSize=str(part["size"]),
-                    MinSizeAllowed=str(MIN_PART_SIZE),
-                    PartNumber=str(number),
-                    ETag=etag,
-                )
-            chosen.append(part)
-        self.tmp.mkdir(parents=True, exist_ok=True)
-        tmp = self.tmp / uuid.uuid4().hex
-        crc = await asyncio.to_thread(files.concat, [folder / p["data"] for p in chosen], tmp)
-        digest = hashlib.md5(usedforsecurity=False)
-        for part in chosen:
-            digest.update(bytes.fromhex(part["etag"]))
-        record = {
-            "size": sum(p["size"] for p in chosen),
-            "etag": f"{digest.hexdigest()}-{len(chosen)}",
-            "last_modified": files.now().isoformat(),
-            "attrs": upload["attrs"],
-            "checksums": {"CRC32": files.crc32_b64(crc)},
-            "parts_count": len(chosen),
-        }
-        try:
-            self._upload(bucket, key, upload_id)  # aborted or completed meanwhile?
-            info = self._commit(bucket, key, tmp, record)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-        shutil.rmtree(folder, ignore_errors=True)
-        return info
-
-    async def abort_upload(self, bucket: str, key: str, upload_id: str) -> None:
-        folder, _ = self._upload(bucket, key, upload_id)
-        shutil.rmtree(folder, ignore_errors=True)
-
 
 def _meta_name(key: str) -> str:
     return keymap.encode_key(key)[-1] + keymap.META_SUFFIX
-
-
-def _bucket_info(name: str, data: dict[str, Any]) -> BucketInfo:
-    return BucketInfo(name, datetime.fromisoformat(data["created"]), data["region"])
 
 
 def _object_info(bucket: str, data: dict[str, Any]) -> ObjectInfo:
@@ -421,27 +259,7 @@ def _object_info(bucket: str, data: dict[str, Any]) -> ObjectInfo:
         size=data["size"],
         etag=data["etag"],
         last_modified=datetime.fromisoformat(data["last_modified"]),
-        attrs=_attrs_from_json(data["attrs"]),
+        attrs=attrs_from_json(data["attrs"]),
         checksums=data["checksums"],
         parts_count=data["parts_count"],
-    )
-
-
-def _part_info(data: dict[str, Any]) -> PartInfo:
-    return PartInfo(
-        data["number"],
-        data["etag"],
-        data["size"],
-        datetime.fromisoformat(data["last_modified"]),
-        data["checksums"],
-    )
-
-
-def _upload_info(data: dict[str, Any]) -> UploadInfo:
-    return UploadInfo(
-        data["upload_id"],
-        data["bucket"],
-        data["key"],
-        datetime.fromisoformat(data["initiated"]),
-        _attrs_from_json(data["attrs"]),
     )

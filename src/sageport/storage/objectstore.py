@@ -93,6 +93,15 @@ class ObjectRange:
     body: AsyncIterator[bytes]
 
 
+def byte_range(size: int, first: int | None, last: int | None) -> tuple[int, int]:
+    """The inclusive ``(start, end)`` to send of an object of ``size`` bytes, for the resolved
+    range ``first``-``last`` (None: from the start, to the end); ``end`` is clamped to the
+    object (``-1`` for an empty one)."""
+    start = 0 if first is None else first
+    end = size - 1 if last is None else min(last, size - 1)
+    return start, end
+
+
 class ObjectStore(Protocol):
     """Buckets and objects; multipart uploads are assembled by the store."""
 
