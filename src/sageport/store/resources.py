@@ -49,7 +49,15 @@ class HistoryEntry:
 
 @dataclass(frozen=True)
 class ResourceFilter:
-    """What a List* call asks for; ``None`` means no constraint. Times are exclusive bounds."""
+    """What a List* call asks for; ``None`` means no constraint.
+
+    ``created_after`` (``CreationTimeAfter``) is inclusive: the botocore model documents it
+    as "a creation time greater than or equal to the specified time" for ListModels,
+    ListEndpoints and ListEndpointConfigs, and every SageMaker List* operation that states
+    the bound at all states it so (the others say only "created after"). The other times are
+    exclusive bounds, as documented ("created before", "modified after/before"), so
+    consecutive windows ``[after, before)`` neither overlap nor leave a gap.
+    """
 
     name_contains: str | None = None
     created_after: datetime | None = None
@@ -159,7 +167,7 @@ def list_resources(conn: Connection, kind: str, flt: ResourceFilter) -> list[Res
     if flt.name_contains:
         conditions.append(func.lower(c.name).contains(flt.name_contains.lower(), autoescape=True))
     if flt.created_after is not None:
-        conditions.append(c.created_at > flt.created_after)
+        conditions.append(c.created_at >= flt.created_after)
     if flt.created_before is not None:
         conditions.append(c.created_at < flt.created_before)
     if flt.modified_after is not None:

@@ -66,9 +66,32 @@ def test_list_filters_sort_and_paginate(db: Database) -> None:
         assert names(created_after=T0, created_before=T0 + timedelta(minutes=3)) == [
             "charlie",
             "alpha",
+            "bravo",
         ]
         assert names(limit=2, offset=1) == ["charlie", "alpha"]
         assert names(name_contains="%") == []
+
+
+def test_creation_time_after_is_inclusive_and_before_exclusive(db: Database) -> None:
+    """CreationTimeAfter is ">=" (botocore's ListModels/ListEndpoints docs), Before is "<"."""
+    for minutes, name in enumerate(["zero", "one", "two"]):
+        _make(db, name, minutes=minutes)
+    one = T0 + timedelta(minutes=1)
+    with db.begin() as conn:
+
+        def names(**kw: Any) -> list[str]:
+            found = resources.list_resources(conn, "TrainingJob", ResourceFilter(**kw))
+            return [r.name for r in found]
+
+        assert names(created_after=one) == ["two", "one"]
+        assert names(created_before=one) == ["zero"]
+        assert names(created_after=one, created_before=one) == []
+        assert names(created_after=one, created_before=one + timedelta(microseconds=1)) == ["one"]
+        # a window and the next one ([a, b) then [b, c)) share no resource and miss none
+        later = T0 + timedelta(minutes=2)
+        assert names(created_after=T0, created_before=one) + names(
+            created_after=one, created_before=later
+        ) == ["zero", "one"]
 
 
 def test_set_status_is_compare_and_set_with_history(db: Database) -> None:
