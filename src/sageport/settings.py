@@ -15,6 +15,8 @@ from typing import Any
 DEFAULT_PORT = 5757
 DEFAULT_REGION = "us-east-1"
 DEFAULT_ACCOUNT_ID = "000000000000"
+#: the values ``sandbox`` accepts.
+SANDBOX_MODES = ("auto", "off")
 
 
 def default_data_dir() -> Path:
@@ -68,6 +70,7 @@ class Settings:
     #: image (URI, repository, ``framework:version`` or framework) → Python interpreter.
     images: dict[str, str] = field(default_factory=dict)
     #: ``auto``: run each host in a bubblewrap sandbox when bwrap works; ``off``: never.
+    #: Anything else is refused (a typo must not silently mean ``auto``).
     sandbox: str = "auto"
     #: seconds between SIGTERM and SIGKILL when a job is stopped (SageMaker: 120).
     stop_grace_seconds: float = 120.0
@@ -94,6 +97,17 @@ class Settings:
     gpu_idle_warning_seconds: float = 180.0
     #: how often the scheduler looks at running jobs when nothing wakes it.
     poll_interval_seconds: float = 0.2
+
+    def __post_init__(self) -> None:
+        """Refuse values that would otherwise be misread later (``ValueError``, one line)."""
+        if self.sandbox not in SANDBOX_MODES:
+            accepted = " or ".join(f'"{m}"' for m in SANDBOX_MODES)
+            raise ValueError(f"sandbox must be {accepted}, not {self.sandbox!r}")
+        if not isinstance(self.host, str):
+            raise ValueError(f'host must be an address such as "127.0.0.1", not {self.host!r}')
+        port_ok = isinstance(self.port, int) and not isinstance(self.port, bool)
+        if not port_ok or not 0 <= self.port <= 65535:
+            raise ValueError(f"port must be a number from 0 to 65535, not {self.port!r}")
 
     @property
     def jobs_dir(self) -> Path:
@@ -145,5 +159,8 @@ class Settings:
 
     @property
     def endpoint_url(self) -> str:
+        """Where clients reach the server: loopback for the all-interfaces addresses."""
         host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
+        if ":" in host:  # an IPv6 address goes in brackets in a URL
+            host = f"[{host}]"
         return f"http://{host}:{self.port}"

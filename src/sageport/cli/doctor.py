@@ -6,24 +6,32 @@ import json
 import os
 import sys
 
-from sageport.gpu.discovery import discovery_from_env
+from sageport.gpu.discovery import FAKE_GPUS_VAR, discovery_from_env
 from sageport.gpu.doctor import DoctorReport, Verdict, diagnose
 
 _STYLE = {Verdict.OK: "green", Verdict.WARN: "yellow", Verdict.FAIL: "red", Verdict.SKIP: "dim"}
 
 
 def doctor_command(
-    as_json: bool, require_gpu: bool, python: str | None, timeout: float = 180.0
+    as_json: bool,
+    require_gpu: bool,
+    python: str | None,
+    timeout: float = 180.0,
+    fake_gpus: str = "",
 ) -> int:
     """Print the checklist; exit status 1 only with ``require_gpu`` and no usable GPU.
 
-    A bad ``SAGEPORT_FAKE_GPUS`` is itself a finding, reported with exit status 2.
+    ``fake_gpus`` is the data folder's ``fake_gpus`` setting: as for ``sageport serve``, it
+    wins over ``SAGEPORT_FAKE_GPUS``. A bad spec is itself a finding, reported with exit
+    status 2.
     """
     env = dict(os.environ)
+    discovery_env = {**env, **({FAKE_GPUS_VAR: fake_gpus} if fake_gpus else {})}
     try:
-        discovery = discovery_from_env(env)
+        discovery = discovery_from_env(discovery_env)
     except ValueError as exc:
-        print(f"sageport doctor: {exc}", file=sys.stderr)
+        where = " (fake_gpus in sageport.toml)" if fake_gpus else ""
+        print(f"sageport doctor: {exc}{where}", file=sys.stderr)
         return 2
     report = diagnose(
         discovery, python or sys.executable, env, timeout=timeout, require_gpu=require_gpu

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, NoReturn
 
@@ -27,31 +28,48 @@ def _settings(data_dir: Path | None, **kw: object) -> Settings:
 @app.command()
 def serve(
     host: Annotated[
-        str, typer.Option(help="Address to bind; anything but loopback is reachable by others.")
-    ] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on.")] = DEFAULT_PORT,
+        str | None,
+        typer.Option(
+            help="Address to bind (default: host in sageport.toml, else 127.0.0.1); anything "
+            "but loopback is reachable by others.",
+            show_default=False,
+        ),
+    ] = None,
+    port: Annotated[
+        int | None,
+        typer.Option(
+            help=f"Port to listen on (default: port in sageport.toml, else {DEFAULT_PORT}).",
+            show_default=False,
+        ),
+    ] = None,
     data_dir: DataDir = None,
 ) -> None:
     """Start the server: SageMaker, SageMaker Runtime, S3, CloudWatch Logs and STS on one port."""
     import uvicorn
 
     from sageport.api.app import create_app
-    from sageport.cli.serverinfo import write_server_files
+    from sageport.cli.serverinfo import listen_address, write_server_files
     from sageport.services.container import StartupError
 
-    base = _settings(data_dir, host=host, port=port)
+    # One source of truth for the address: the flag if given, else sageport.toml, else the
+    # default. What uvicorn binds below is exactly what server.json and `sageport env` say.
+    settings = _load_settings("serve", data_dir)
+    if host is not None:
+        settings = replace(settings, host=host)
+    if port is not None:
+        settings = replace(settings, port=port)
     try:
-        settings = base.with_file()
-    except (ValueError, TypeError) as exc:  # TOML that does not parse, unknown settings
-        where = "" if str(base.settings_file) in str(exc) else f"{base.settings_file}: "
-        _fail(f"sageport serve: {where}{exc}")
+        settings = listen_address(settings)  # a free port for 0; a busy one is refused here
+    except OSError as exc:
+        where = f"{settings.host}:{settings.port}"
+        _fail(f"sageport serve: cannot listen on {where}: {exc.strerror or exc}")
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    if host not in ("127.0.0.1", "localhost", "::1"):
+    if settings.host not in ("127.0.0.1", "localhost", "::1"):
         typer.secho(
-            f"WARNING: binding to {host}: anyone who can reach this address and holds the keys in "
-            f"{settings.credentials_file} can run code on this machine.",
+            f"WARNING: binding to {settings.host}: anyone who can reach this address and holds "
+            f"the keys in {settings.credentials_file} can run code on this machine.",
             fg=typer.colors.YELLOW,
             err=True,
         )
@@ -64,13 +82,24 @@ def serve(
     http, loop = _fast_server()
     uvicorn.run(
         application,
-        host=host,
-        port=port,
+        host=settings.host,
+        port=settings.port,
         log_level="warning",
         access_log=False,
         http=http,
         loop=loop,
     )
+
+
+def _load_settings(command: str, data_dir: Path | None) -> Settings:
+    """The data folder's settings with its ``sageport.toml`` on top; a file that does not
+    parse, an unknown key or a bad value is one line on stderr and exit status 2."""
+    base = _settings(data_dir)
+    try:
+        return base.with_file()
+    except (ValueError, TypeError) as exc:  # TOML that does not parse, unknown settings
+        where = "" if str(base.settings_file) in str(exc) else f"{base.settings_file}: "
+        _fail(f"sageport {command}: {where}{exc}")
 
 
 def _fail(message: str) -> NoReturn:
@@ -99,7 +128,7 @@ def env(data_dir: DataDir = None) -> None:
     from sageport.cli.serverinfo import env_lines
 
     # the data folder's sageport.toml may name another region or account than the defaults
-    for line in env_lines(_settings(data_dir).with_file()):
+    for line in env_lines(_load_settings("env", data_dir)):
         typer.echo(line)
 
 
@@ -139,11 +168,17 @@ def doctor(
         str | None, typer.Option(help="Interpreter jobs use (default: this one).")
     ] = None,
     timeout: Annotated[float, typer.Option(help="Seconds the framework probe may take.")] = 180.0,
+    data_dir: DataDir = None,
 ) -> None:
-    """Check the GPU stack: driver/NVML, GPUs, CUDA_VISIBLE_DEVICES, PyTorch, TensorFlow, JAX."""
+    """Check the GPU stack: driver/NVML, GPUs, CUDA_VISIBLE_DEVICES, PyTorch, TensorFlow, JAX.
+
+    Reads the data folder's sageport.toml as `serve` does: its fake_gpus wins over
+    SAGEPORT_FAKE_GPUS.
+    """
     from sageport.cli.doctor import doctor_command
 
-    raise typer.Exit(doctor_command(as_json, require_gpu, python, timeout))
+    settings = _load_settings("doctor", data_dir)
+    raise typer.Exit(doctor_command(as_json, require_gpu, python, timeout, settings.fake_gpus))
 
 
 # -- jobs and logs: clients of the running server's HTTP API (sageport.cli.jobs) -------------

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import socket
+from dataclasses import replace
 from pathlib import Path
 
 from sageport.api.credentials import KeyPair, load_or_create
@@ -36,6 +38,22 @@ def sdk_config_yaml(settings: Settings) -> str:
         "  Model:\n"
         f"    ExecutionRoleArn: {role}\n"
     )
+
+
+def listen_address(settings: Settings) -> Settings:
+    """``settings`` with a port the server can listen on: port 0 becomes a free one, so that
+    what is recorded in ``server.json`` is what gets bound. A port taken by another process
+    (a second server on the same port) raises ``OSError`` before anything is written.
+
+    The probe socket is closed again; uvicorn binds the same address (with SO_REUSEADDR, as
+    here) right after.
+    """
+    family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        probe.bind((settings.host, settings.port))
+        port = int(probe.getsockname()[1])
+    return settings if port == settings.port else replace(settings, port=port)
 
 
 def write_server_files(settings: Settings) -> None:

@@ -87,7 +87,8 @@ def check_driver(inventory: GpuInventory, require_gpu: bool = False) -> Check:
         return Check(
             name,
             Verdict.WARN,
-            "fake inventory from SAGEPORT_FAKE_GPUS: allocation is simulated, no real GPU is used",
+            "fake inventory (SAGEPORT_FAKE_GPUS or fake_gpus in sageport.toml): allocation is "
+            "simulated, no real GPU is used",
             "Unset SAGEPORT_FAKE_GPUS (and fake_gpus in sageport.toml) to use the real GPUs.",
         )
     if inventory.driver_version:
