@@ -48,6 +48,20 @@ INHERITED_ENV = (
     "LD_LIBRARY_PATH",
 )
 SANDBOX_OVERLAY = "/tmp/sageport-overlay"
+INSTALL_BUBBLEWRAP = "install bubblewrap (apt-get install -y bubblewrap) for /opt/ml itself"
+
+
+def no_sandbox_notes(why: str, host_dir: Path) -> tuple[str, str]:
+    """What a training job without a sandbox gets instead of /opt/ml: (log line, status)."""
+    log = (
+        f"sageport: no sandbox ({why}); SAGEMAKER_BASE_DIR and every SM_* path point at the "
+        f"host folder {host_dir}, and /opt/ml paths in ContainerEntrypoint, "
+        "ContainerArguments and Environment are rewritten to it; an /opt/ml path hard-coded in "
+        f"a script is not ({INSTALL_BUBBLEWRAP})"
+    )
+    return log, f"no sandbox: {why}; scripts get SAGEMAKER_BASE_DIR"
+
+
 READ_ONLY_NOTE = (
     "sageport: input files are read-only hard links to the stored S3 objects "
     "(copy a file before changing it)"
@@ -71,6 +85,8 @@ class JobContext:
     stop_grace_s: float
     server_env: Mapping[str, str]
     max_log_bytes: int = DEFAULT_MAX_LOG_BYTES
+    sandbox_note: str = ""
+    """Why there is no sandbox (when ``sandbox`` is false), for messages that need one."""
 
 
 def may_link(job: JobContext) -> bool:

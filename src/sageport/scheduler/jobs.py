@@ -97,6 +97,10 @@ class JobKind(Protocol):
         self, ctx: JobContext, store: ObjectStore, hosts: Sequence[str]
     ) -> dict[str, Any]: ...
     def metric_definitions(self, spec: Mapping[str, Any]) -> list[dict[str, str]]: ...
+    def no_sandbox_notes(self, why: str, host_dir: Path) -> tuple[str, str]:
+        """(log line, status-message suffix) for a job that runs without a sandbox: what its
+        code gets instead of /opt/ml, which differs between kinds."""
+        ...
 
 
 class JobRunner:
@@ -306,6 +310,7 @@ class JobRunner:
             stop_grace_s=self.config.stop_grace_s,
             server_env=self.config.server_env,
             max_log_bytes=self.config.max_log_bytes,
+            sandbox_note=self.config.sandbox_note,
         )
 
     async def _stage_and_launch(self, job: Resource) -> None:
@@ -348,7 +353,8 @@ class JobRunner:
         )
         message = T.MESSAGES[S.TRAINING]
         if not ctx.sandbox:
-            message += f" (no sandbox: {self.config.sandbox_note}; scripts get SAGEMAKER_BASE_DIR)"
+            _, note = self.kind.no_sandbox_notes(self.config.sandbox_note, ctx.job_dir / hosts[0])
+            message += f" ({note})"
         # A stop that came meanwhile wins: _stopping() terminates what was started.
         with contextlib.suppress(StatusConflict):
             self.jobs.move(job.name, S.DOWNLOADING, S.TRAINING, message=message)
@@ -364,10 +370,8 @@ class JobRunner:
                 "sageport: each host runs in a bubblewrap sandbox with its folder at /opt/ml"
             )
         else:
-            lines.append(
-                f"sageport: no sandbox ({self.config.sandbox_note}); "
-                "SAGEMAKER_BASE_DIR points at the host folder"
-            )
+            host_dir = ctx.job_dir / self.kind.host_names(job.spec)[0]
+            lines.append(self.kind.no_sandbox_notes(self.config.sandbox_note, host_dir)[0])
         return lines
 
     async def _fail_early(self, job: Resource, at: S, reason: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from sageport.backends.base import LaunchSpec
@@ -10,6 +11,7 @@ from sageport.catalog import Catalog
 from sageport.scheduler.allocator import HostGrant, HostRequest
 from sageport.scheduler.hosts import JobContext, host_dirs
 from sageport.scheduler.processing_hosts import (
+    no_sandbox_notes,
     processing_host_names,
     processing_launch_spec,
     stage_processing_host,
@@ -57,6 +59,9 @@ class ProcessingKind:
 
     def metric_definitions(self, spec: Mapping[str, Any]) -> list[dict[str, str]]:
         return []
+
+    def no_sandbox_notes(self, why: str, host_dir: Path) -> tuple[str, str]:
+        return no_sandbox_notes(why, host_dir)
 
     @staticmethod
     def has_continuous_outputs(spec: Mapping[str, Any]) -> bool:

@@ -22,15 +22,39 @@ from pathlib import Path
 from typing import Any
 
 from sageport.backends.base import LaunchSpec
+from sageport.runtime.errors import ContractError
 from sageport.runtime.images import resolve_image, with_image_python
 from sageport.runtime.paths import rewrite_opt_ml
 from sageport.runtime.preflight import frameworks_for, preflight_argv
 from sageport.scheduler.allocator import HostGrant, grant_notes
-from sageport.scheduler.hosts import INHERITED_ENV, JobContext, _gpu_env, host_dirs, may_link
+from sageport.scheduler.hosts import (
+    INHERITED_ENV,
+    INSTALL_BUBBLEWRAP,
+    JobContext,
+    _gpu_env,
+    host_dirs,
+    may_link,
+)
 from sageport.storage.objectstore import ObjectStore
 from sageport.storage.transfer import TransferError, parse_s3_uri, stage_channel, upload_file
 
 OPT_ML = "/opt/ml"
+
+
+def no_sandbox_notes(why: str, host_dir: Path) -> tuple[str, str]:
+    """What a processing job without a sandbox gets instead of /opt/ml: (log line, status).
+    Processing containers have no SAGEMAKER_BASE_DIR contract: only the command is rewritten."""
+    log = (
+        f"sageport: no sandbox ({why}); LocalPaths under /opt/ml live in the host folder "
+        f"{host_dir}, and /opt/ml paths in ContainerEntrypoint, ContainerArguments and "
+        "Environment are rewritten to it; an /opt/ml path hard-coded in the script is not "
+        f"({INSTALL_BUBBLEWRAP})"
+    )
+    status = (
+        f"no sandbox: {why}; /opt/ml paths in the command and Environment are rewritten to "
+        "the host folder, those inside the script are not"
+    )
+    return log, status
 
 
 def processing_host_names(spec: Mapping[str, Any]) -> list[str]:
@@ -63,8 +87,36 @@ def _outputs(spec: Mapping[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
+#: where ``FrameworkProcessor`` stages the ``runproc.sh`` it generates (input ``entrypoint``)
+SDK_RUNPROC = "/opt/ml/processing/input/entrypoint/runproc.sh"
+
+
+def check_runnable(job: JobContext) -> None:
+    """Refuse, before anything is staged, a command that cannot work without the sandbox.
+
+    The SDK's ``FrameworkProcessor`` runs ``/bin/bash .../runproc.sh``, a script that starts
+    with ``cd /opt/ml/processing/input/code/``; the path exists only inside the sandbox, and
+    the script is the user's input, not ours to rewrite. Without a sandbox it would fail
+    with a confusing ``cd`` error (and the user script after it), so it fails here, saying why.
+    """
+    if job.sandbox:
+        return
+    app = job.spec.get("AppSpecification") or {}
+    if SDK_RUNPROC in (app.get("ContainerEntrypoint") or []):
+        why = f" ({job.sandbox_note})" if job.sandbox_note else ""
+        raise ContractError(
+            "FrameworkProcessor jobs need the bubblewrap sandbox, which this server runs "
+            f"without{why}: the SDK's runproc.sh starts with `cd /opt/ml/processing/input/code/`, "
+            "a path that exists only inside the sandbox. Install bubblewrap "
+            "(sudo apt-get install -y bubblewrap) and restart sageport serve with sandbox = "
+            '"auto" (the default), or use ScriptProcessor with the input and output folders '
+            "passed as arguments."
+        )
+
+
 async def stage_processing_host(job: JobContext, host: str, store: ObjectStore) -> tuple[int, int]:
     """Config files, inputs at their LocalPaths, empty output folders."""
+    check_runnable(job)
     host_dir, run_dir = host_dirs(job, host)
     run_dir.mkdir(parents=True, exist_ok=True)
     config = host_dir / "config"

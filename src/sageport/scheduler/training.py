@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from sageport.backends.base import LaunchSpec
@@ -10,7 +11,13 @@ from sageport.catalog import Catalog
 from sageport.runtime.config_files import all_hosts
 from sageport.scheduler import artifacts
 from sageport.scheduler.allocator import HostGrant, HostRequest
-from sageport.scheduler.hosts import JobContext, host_dirs, launch_spec, stage_host
+from sageport.scheduler.hosts import (
+    JobContext,
+    host_dirs,
+    launch_spec,
+    no_sandbox_notes,
+    stage_host,
+)
 from sageport.services.admission import training_hosts
 from sageport.storage.objectstore import ObjectStore
 
@@ -44,3 +51,6 @@ class TrainingKind:
 
     def metric_definitions(self, spec: Mapping[str, Any]) -> list[dict[str, str]]:
         return list((spec.get("AlgorithmSpecification") or {}).get("MetricDefinitions") or [])
+
+    def no_sandbox_notes(self, why: str, host_dir: Path) -> tuple[str, str]:
+        return no_sandbox_notes(why, host_dir)
