@@ -8,9 +8,7 @@ CreateEndpoint, and the tests poll DescribeEndpoint as ``EndpointInService`` wai
 
 from __future__ import annotations
 
-import base64
 import contextlib
-import hashlib
 import io
 import json
 import tarfile
@@ -18,7 +16,6 @@ import textwrap
 import time
 import uuid
 import warnings
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -94,19 +91,6 @@ INFO_HANDLER = """
             )
         return json.dumps(prediction), "application/json"
 """
-
-
-#: four fake GPUs (so ``ml.g4dn.xlarge`` fits) and CPU/memory accounting loose enough that a
-#: few endpoints of several instances fit beside each other on a small test machine.
-SERVER_SETTINGS = 'fake_gpus = "4"\ncpu_overcommit = 100.0\nmemory_overcommit = 100.0\n'
-
-
-def start_server(data_dir: Path) -> ServerProcess:
-    data_dir.mkdir(parents=True, exist_ok=True)
-    (data_dir / "sageport.toml").write_text(SERVER_SETTINGS)
-    proc = ServerProcess(data_dir)
-    proc.start()
-    return proc
 
 
 def unique(prefix: str) -> str:
@@ -233,32 +217,6 @@ def invoke_json(client: Any, name: str, body: Any, **kwargs: Any) -> tuple[dict[
     )
     data = json.loads(resp.pop("Body").read())
     return resp, data
-
-
-def tiny_wheel(
-    name: str = "sageport_tiny", version: str = "0.1", value: str = "hi"
-) -> tuple[str, bytes]:
-    """A pure-Python wheel built in memory (no build backend, no network): (filename, bytes)."""
-    dist = f"{name}-{version}.dist-info"
-    files = {
-        f"{name}/__init__.py": f"VALUE = {value!r}\n".encode(),
-        f"{dist}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n".encode(),
-        f"{dist}/WHEEL": b"Wheel-Version: 1.0\nGenerator: sageport-tests\nRoot-Is-Purelib: true\n"
-        b"Tag: py3-none-any\n",
-    }
-    record = [f"{path},sha256={_digest(data)},{len(data)}" for path, data in files.items()] + [
-        f"{dist}/RECORD,,"
-    ]
-    files[f"{dist}/RECORD"] = ("\n".join(record) + "\n").encode()
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as archive:
-        for path, data in files.items():
-            archive.writestr(path, data)
-    return f"{name}-{version}-py3-none-any.whl", buf.getvalue()
-
-
-def _digest(data: bytes) -> str:
-    return base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
 
 
 def delete(server: ServerProcess, name: str, timeout: float = 30) -> None:

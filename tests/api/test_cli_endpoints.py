@@ -16,17 +16,12 @@ from endpoint_helpers import (
     handler_model,
     invoke_json,
     no_retries,
-    start_server,
 )
+from server_helpers import module_server
 
 from sageport.cli.process import ServerProcess
 
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    proc = start_server(tmp_path_factory.mktemp("cli-endpoints") / "data")  # fake_gpus = "4"
-    yield proc
-    proc.stop()
+server = module_server("cli-endpoints")  # fake_gpus = "4"
 
 
 @pytest.fixture(scope="module")

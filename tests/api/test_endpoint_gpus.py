@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -19,19 +18,14 @@ from endpoint_helpers import (
     handler_model,
     invoke_json,
     no_retries,
-    start_server,
     unique,
     wait_status,
 )
+from server_helpers import module_server
 
 from sageport.cli.process import ServerProcess
 
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    proc = start_server(tmp_path_factory.mktemp("endpoint-gpus") / "data")  # fake_gpus = "4"
-    yield proc
-    proc.stop()
+server = module_server("endpoint-gpus")  # fake_gpus = "4"
 
 
 def refused(exc: pytest.ExceptionInfo[ClientError]) -> str:

@@ -18,18 +18,13 @@ from endpoint_helpers import (
     handler_model,
     invoke_json,
     no_retries,
-    start_server,
     wait_status,
 )
+from server_helpers import module_server
 
 from sageport.cli.process import ServerProcess
 
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    proc = start_server(tmp_path_factory.mktemp("routing") / "data")
-    yield proc
-    proc.stop()
+server = module_server("routing")
 
 
 @pytest.fixture(scope="module")

@@ -32,12 +32,12 @@ from endpoint_helpers import (
     handler_model,
     invoke_json,
     no_retries,
-    start_server,
     tarball,
-    tiny_wheel,
     unique,
     wait_status,
 )
+from server_helpers import module_server
+from wheel_helpers import tiny_wheel
 
 from sageport.cli.process import ServerProcess
 
@@ -56,12 +56,8 @@ def error_of(exc: pytest.ExceptionInfo[ClientError]) -> tuple[str, int, str]:
     return err["Error"]["Code"], err["ResponseMetadata"]["HTTPStatusCode"], err["Error"]["Message"]
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    """A server of this module's own, with room for several multi-instance endpoints."""
-    proc = start_server(tmp_path_factory.mktemp("endpoints") / "data")
-    yield proc
-    proc.stop()
+#: a server of this module's own, with room for several multi-instance endpoints
+server = module_server("endpoints")
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,8 @@ from typing import Any
 import processing_helpers as processing
 import pytest
 from botocore.exceptions import ClientError
-from training_helpers import log_lines, submit, unique, wait, wait_for
+from server_helpers import FAKE_GPUS, start_server
+from training_helpers import log_lines, submit, unique, wait, wait_completed, wait_for
 
 from sageport.cli.process import ServerProcess
 
@@ -36,21 +37,10 @@ REPORT_SCRIPT = """
 """
 
 
-def start_server(data_dir: Path, settings: str) -> ServerProcess:
-    data_dir.mkdir(parents=True, exist_ok=True)
-    (data_dir / "sageport.toml").write_text(settings)
-    proc = ServerProcess(data_dir)
-    proc.start()
-    return proc
-
-
 @pytest.fixture
 def gpu_server(tmp_path: Path) -> Iterator[ServerProcess]:
     """Four fake 80 GB GPUs; CPU and memory accounting loose enough that GPUs are the limit."""
-    proc = start_server(
-        tmp_path / "data",
-        'fake_gpus = "4"\ncpu_overcommit = 100.0\nmemory_overcommit = 100.0\n',
-    )
+    proc = start_server(tmp_path / "data", FAKE_GPUS)
     yield proc
     proc.stop()
 
@@ -158,8 +148,7 @@ def test_a_queued_job_says_what_it_waits_for(gpu_server: ServerProcess) -> None:
 
 def test_a_four_gpu_type_sees_four_distinct_gpus(gpu_server: ServerProcess) -> None:
     name = run_job(gpu_server, "ml.p3.8xlarge")["name"]
-    job = wait(gpu_server, name, timeout=60)
-    assert job["TrainingJobStatus"] == "Completed", job.get("FailureReason")
+    wait_completed(gpu_server, name, timeout=60)
     seen = report(gpu_server, name)
     gpus = visible(seen["cuda"])
     assert sorted(gpus) == ["0", "1", "2", "3"]
@@ -168,8 +157,7 @@ def test_a_four_gpu_type_sees_four_distinct_gpus(gpu_server: ServerProcess) -> N
 
 def test_a_cpu_type_sees_no_gpu(gpu_server: ServerProcess) -> None:
     name = run_job(gpu_server, "ml.t3.2xlarge")["name"]
-    job = wait(gpu_server, name, timeout=60)
-    assert job["TrainingJobStatus"] == "Completed", job.get("FailureReason")
+    wait_completed(gpu_server, name, timeout=60)
     seen = report(gpu_server, name)
     assert seen["cuda"] == "''"
     assert seen["sm_num_gpus"] == "0"
@@ -369,8 +357,7 @@ def test_cpu_fallback_runs_a_type_this_node_can_never_hold_on_the_cpu(tmp_path: 
     reason = "ml.p4d.24xlarge needs 8 GPUs per instance; the largest node here has 1"
     try:
         name = run_job(server, "ml.p4d.24xlarge")["name"]
-        job = wait(server, name, timeout=120)
-        assert job["TrainingJobStatus"] == "Completed", job.get("FailureReason")
+        job = wait_completed(server, name, timeout=120)
         assert report(server, name)["cuda"] == "''"  # no GPU at all, none given silently
         lines = log_lines(server, name)
         assert any(
@@ -424,8 +411,7 @@ def test_with_cpu_affinity_each_job_runs_on_the_cpus_it_was_given(tmp_path: Path
         names = [run_job(server, "ml.m5.xlarge", sleep=2.0)["name"] for _ in range(2)]
         pinned = {}
         for name in names:
-            job = wait(server, name, timeout=120)
-            assert job["TrainingJobStatus"] == "Completed", job.get("FailureReason")
+            wait_completed(server, name, timeout=120)
             notes = [
                 line
                 for line in log_lines(server, name)

@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
-from botocore.exceptions import ClientError
+from server_helpers import aws_error
 
 from sageport.cli.process import ServerProcess
 from sageport.clock import SystemClock
@@ -22,24 +22,21 @@ from sageport.store.database import Database
 
 def test_describe_log_streams_unknown_group(server: ServerProcess) -> None:
     logs = server.client("logs")
-    with pytest.raises(ClientError) as info:
+    with aws_error("ResourceNotFoundException") as info:
         logs.describe_log_streams(
             logGroupName="/aws/sagemaker/NoSuchGroup",
             logStreamNamePrefix="job/",
             orderBy="LogStreamName",
         )
-    assert info.value.response["Error"]["Code"] == "ResourceNotFoundException"
     assert info.value.response["Error"]["Message"] == "The specified log group does not exist."
 
 
 def test_get_and_filter_unknown_group(server: ServerProcess) -> None:
     logs = server.client("logs")
-    with pytest.raises(ClientError) as got:
+    with aws_error("ResourceNotFoundException"):
         logs.get_log_events(logGroupName="/nope", logStreamName="s", startFromHead=True)
-    assert got.value.response["Error"]["Code"] == "ResourceNotFoundException"
-    with pytest.raises(ClientError) as filtered:
+    with aws_error("ResourceNotFoundException"):
         logs.filter_log_events(logGroupName="/nope", filterPattern="loss")
-    assert filtered.value.response["Error"]["Code"] == "ResourceNotFoundException"
 
 
 def test_describe_log_groups_with_unused_prefix(server: ServerProcess) -> None:
@@ -138,6 +135,5 @@ def test_filter_log_events_pages_across_streams(
         endTime=base + 20,
     )
     assert [e["message"] for e in only_b["events"]] == [f"loss={i} b" for i in range(5, 10)]
-    with pytest.raises(ClientError) as bad:
+    with aws_error("InvalidParameterException"):
         logs.filter_log_events(logGroupName=group, nextToken="not-a-token")
-    assert bad.value.response["Error"]["Code"] == "InvalidParameterException"

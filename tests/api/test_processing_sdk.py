@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import importlib.util
 import textwrap
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from processing_helpers import objects, wait_log
+from server_helpers import module_server
 from training_helpers import PYTORCH_IMAGE, put_objects, unique
 
 from sageport.cli.process import ServerProcess
@@ -39,17 +39,8 @@ PROCESS = """
 """
 
 
-@pytest.fixture(scope="module")
-def gpu_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    """Four fake 80 GB GPUs; CPU and memory accounting loose so an ml.g5 host fits."""
-    data = tmp_path_factory.mktemp("proc-sdk")
-    (data / "sageport.toml").write_text(
-        'fake_gpus = "4"\ncpu_overcommit = 100.0\nmemory_overcommit = 100.0\n'
-    )
-    proc = ServerProcess(data)
-    proc.start()
-    yield proc
-    proc.stop()
+#: four fake 80 GB GPUs; CPU and memory accounting loose so an ml.g5 host fits
+gpu_server = module_server("proc-sdk", name="gpu_server")
 
 
 @pytest.fixture

@@ -16,24 +16,17 @@ from typing import Any
 import boto3
 import pytest
 from boto3.s3.transfer import TransferConfig
-from botocore.exceptions import ClientError
-from training_helpers import model_files, put_objects, submit, unique, wait
+from server_helpers import aws_error, start_server
+from training_helpers import model_files, put_objects, submit, unique, wait_completed
 
 from sageport.cli.process import ServerProcess
 
 MiB = 1024 * 1024
 
 
-def _server(data_dir: Path, url: str) -> ServerProcess:
-    data_dir.mkdir(parents=True)
-    (data_dir / "sageport.toml").write_text(f'object_store_url = "{url}"\n')
-    return ServerProcess(data_dir)
-
-
 @pytest.fixture
 def memory_server(tmp_path: Path) -> Iterator[ServerProcess]:
-    proc = _server(tmp_path / "data", "memory://sageport-test")
-    proc.start()
+    proc = start_server(tmp_path / "data", 'object_store_url = "memory://sageport-test"\n')
     yield proc
     proc.stop()
 
@@ -90,22 +83,18 @@ def test_multipart_abort_and_errors_on_a_memory_store(memory_server: ServerProce
     assert [p["ETag"] for p in s3.list_parts(Bucket="mpu", Key="k", UploadId=uid)["Parts"]] == [
         etag
     ]
-    with pytest.raises(ClientError) as exc:
+    with aws_error("BucketNotEmpty"):
         s3.delete_bucket(Bucket="mpu")
-    assert exc.value.response["Error"]["Code"] == "BucketNotEmpty"
     s3.abort_multipart_upload(Bucket="mpu", Key="k", UploadId=uid)
-    with pytest.raises(ClientError) as exc:
+    with aws_error("NoSuchUpload"):
         s3.list_parts(Bucket="mpu", Key="k", UploadId=uid)
-    assert exc.value.response["Error"]["Code"] == "NoSuchUpload"
-    with pytest.raises(ClientError) as exc:
+    with aws_error("NoSuchKey"):
         s3.get_object(Bucket="mpu", Key="k")
-    assert exc.value.response["Error"]["Code"] == "NoSuchKey"
 
 
 def test_a_local_fsspec_store_survives_a_restart(tmp_path: Path) -> None:
     root = tmp_path / "store"
-    proc = _server(tmp_path / "data", f"local://{root}")
-    proc.start()
+    proc = start_server(tmp_path / "data", f'object_store_url = "local://{root}"\n')
     try:
         s3: Any = proc.client("s3")
         s3.create_bucket(Bucket="kept")
@@ -136,8 +125,7 @@ def test_a_training_job_reads_and_writes_through_the_fsspec_store(
             f.write(text)
     """
     submit(memory_server, name, script, channels={"training": data})
-    job = wait(memory_server, name)
-    assert job["TrainingJobStatus"] == "Completed", job.get("FailureReason")
+    job = wait_completed(memory_server, name)
     assert model_files(memory_server, job)["model.txt"] == b"from memory!"
 
 
@@ -156,15 +144,12 @@ def test_objects_live_in_real_s3_through_s3fs(tmp_path: Path) -> None:
         )  # fmt: skip
         real.create_bucket(Bucket="company-data")
         real.put_object(Bucket="company-data", Key="sp/datasets/train/x.csv", Body=b"1,2\n")
-        data = tmp_path / "data"
-        data.mkdir()
-        (data / "sageport.toml").write_text(
+        proc = start_server(
+            tmp_path / "data",
             'object_store_url = "s3://company-data/sp"\n'
             f'object_store_endpoint_url = "{endpoint}"\n'
-            'object_store_options = { key = "moto", secret = "moto" }\n'
+            'object_store_options = { key = "moto", secret = "moto" }\n',
         )
-        proc = ServerProcess(data)
-        proc.start()
         try:
             s3: Any = proc.client("s3")
             # data already in S3 is served as it is

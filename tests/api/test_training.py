@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
+from server_helpers import start_server
 from training_helpers import (
     BUCKET,
     TENSORFLOW_IMAGE,
@@ -31,6 +32,7 @@ from training_helpers import (
     submit,
     unique,
     wait,
+    wait_completed,
     wait_for,
 )
 
@@ -70,8 +72,7 @@ def test_pytorch_job_trains_and_leaves_a_loadable_model(server: ServerProcess) -
     )
     assert created["TrainingJobArn"].endswith(f":training-job/{name}")
 
-    job = wait(server, name)
-    assert job["TrainingJobStatus"] == "Completed", job.get("FailureReason")
+    job = wait_completed(server, name)
     assert job["SecondaryStatus"] == "Completed"
     assert (
         job["ModelArtifacts"]["S3ModelArtifacts"]
@@ -192,10 +193,7 @@ def _wait_log(server: ServerProcess, name: str, line: str, timeout: float = 20.0
 @pytest.fixture
 def short_grace_server(tmp_path: Path) -> Iterator[ServerProcess]:
     """A server whose stops escalate to SIGKILL after 2 s (SageMaker waits 120 s)."""
-    proc = ServerProcess(tmp_path / "data")
-    proc.data_dir.mkdir(parents=True)
-    (proc.data_dir / "sageport.toml").write_text("stop_grace_seconds = 2\n")
-    proc.start()
+    proc = start_server(tmp_path / "data", "stop_grace_seconds = 2\n")
     yield proc
     proc.stop()
 
@@ -275,8 +273,7 @@ def test_job_survives_a_server_crash(fresh_server: ServerProcess) -> None:
     _wait_log(server, name, "before the crash")
     server.kill()
     server.start()
-    job = wait(server, name, timeout=30)
-    assert job["TrainingJobStatus"] == "Completed", job.get("FailureReason")
+    job = wait_completed(server, name, timeout=30)
     assert model_files(server, job)["model.pth"] == b"survived"
     assert "after the crash" in log_lines(server, name)
 
@@ -320,8 +317,7 @@ def test_hard_coded_opt_ml_paths_work(server: ServerProcess) -> None:
             print("hps", f.read())
     """
     submit(server, name, script, channels={"training": data})
-    job = wait(server, name)
-    assert job["TrainingJobStatus"] == "Completed", job.get("FailureReason")
+    job = wait_completed(server, name)
     assert model_files(server, job)["model.pth"] == b"hi from s3|nested"
     assert any("bubblewrap" in line for line in log_lines(server, name))
 
@@ -357,8 +353,7 @@ def test_sagemaker_training_toolkit_sees_the_requested_job(server: ServerProcess
     submit(
         server, name, CONTRACT_SCRIPT, channels={"train": train, "test": test}, hyperparameters=hps
     )
-    job = wait(server, name)
-    assert job["TrainingJobStatus"] == "Completed", job.get("FailureReason")
+    job = wait_completed(server, name)
     report = json.loads(model_files(server, job)["contract.json"])
     env = report["env_vars"]
     # Every SM_* variable the toolkit derives is one sageport wrote, with the same value,
@@ -426,8 +421,7 @@ def test_keras_job_fits_and_saves(server: ServerProcess, tmp_path: Path) -> None
         channels={"training": data},
         hyperparameters={"epochs": 2},
     )
-    job = wait(server, name, timeout=120)
-    assert job["TrainingJobStatus"] == "Completed", job.get("FailureReason")
+    job = wait_completed(server, name, timeout=120)
     path = tmp_path / "model.keras"
     path.write_bytes(model_files(server, job)["model.keras"])
     model = tf.keras.models.load_model(path)

@@ -27,6 +27,7 @@ from training_helpers import (
     tar_members,
     unique,
     wait,
+    wait_completed,
 )
 
 from sageport.cli.process import ServerProcess
@@ -75,8 +76,7 @@ def test_sharded_channel_gives_each_host_its_share(server: ServerProcess) -> Non
         ],
         ResourceConfig={"InstanceType": "ml.m5.large", "InstanceCount": 2, "VolumeSizeInGB": 1},
     )
-    job = wait(server, name, timeout=90)
-    assert job["TrainingJobStatus"] == "Completed", job.get("FailureReason")
+    job = wait_completed(server, name, timeout=90)
     hosts = [report(server, job, f"algo-{i}.json") for i in (1, 2)]
     assert hosts[0]["hosts"] == ["algo-1", "algo-2"]
     parts = [h["listing"]["train"] for h in hosts]
@@ -107,8 +107,7 @@ def test_manifest_file_channel_stages_exactly_the_listed_objects(server: ServerP
         LIST_INPUTS,
         InputDataConfig=[s3_channel("train", uri, data_type="ManifestFile")],
     )
-    job = wait(server, name)
-    assert job["TrainingJobStatus"] == "Completed", job.get("FailureReason")
+    job = wait_completed(server, name)
     seen = report(server, job, "algo-1.json")
     assert seen["listing"]["train"] == ["a.csv", "nested/b.csv"]
 
@@ -145,8 +144,7 @@ def test_staging_hard_links_the_stored_objects(server: ServerProcess) -> None:
     body = os.urandom(1 << 16)
     data = put_objects(server, f"{name}/data", {"blob.bin": body})
     submit(server, name, INODE_SCRIPT, channels={"training": data})
-    job = wait(server, name)
-    assert job["TrainingJobStatus"] == "Completed", job.get("FailureReason")
+    job = wait_completed(server, name)
     seen = report(server, job)
     assert seen["nlink"] >= 2  # the script's file is one name of a shared inode ...
     assert seen["writable"] is False  # ... made read-only
@@ -189,8 +187,7 @@ def test_a_script_cannot_change_the_stored_object_through_its_input(
     name = unique("overwrite")
     data = put_objects(server, f"{name}/data", {"labels.csv": b"y\n1\n0\n"})
     submit(server, name, OVERWRITE_SCRIPT, channels={"training": data})
-    job = wait(server, name)
-    assert job["TrainingJobStatus"] == "Completed", job.get("FailureReason")
+    job = wait_completed(server, name)
     outcome = report(server, job)
     if LINKS:
         assert outcome["in_place"].startswith("refused: [Errno 13] Permission denied")
@@ -227,8 +224,7 @@ def test_checkpoints_are_restored_at_start_and_uploaded_at_the_end(
         {"epoch-1.pt": b"weights after epoch 1", "sub/state.json": b'{"epoch": 1}'},
     )
     submit(server, name, CHECKPOINT_SCRIPT, CheckpointConfig={"S3Uri": uri})
-    job = wait(server, name)
-    assert job["TrainingJobStatus"] == "Completed", job.get("FailureReason")
+    job = wait_completed(server, name)
     assert job["CheckpointConfig"] == {"S3Uri": uri}
     seen = report(server, job)
     assert seen == {
@@ -261,8 +257,7 @@ OUTPUT_DATA_SCRIPT = """
 def test_output_data_becomes_output_tar_gz_next_to_the_model(server: ServerProcess) -> None:
     name = unique("outdata")
     submit(server, name, OUTPUT_DATA_SCRIPT)
-    job = wait(server, name)
-    assert job["TrainingJobStatus"] == "Completed", job.get("FailureReason")
+    job = wait_completed(server, name)
     model_uri = job["ModelArtifacts"]["S3ModelArtifacts"]
     assert model_uri == f"s3://{BUCKET}/output/{name}/output/model.tar.gz"
     output = tar_members(download(server, model_uri.replace("model.tar.gz", "output.tar.gz")))

@@ -8,12 +8,8 @@ DeleteTrainingJob.
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import importlib.util
-import io
 import sys
-import zipfile
 from typing import Any
 
 import pytest
@@ -26,39 +22,17 @@ from training_helpers import (
     submit,
     unique,
     wait,
+    wait_completed,
     wait_for,
 )
+from wheel_helpers import tiny_wheel
 
 from sageport.cli.process import ServerProcess
 
 
-def _wheel(package: str, source: str) -> tuple[str, bytes]:
-    """A pure-Python wheel built by hand (no index, no build backend): (file name, bytes)."""
-    dist = f"{package}-0.1.dist-info"
-    files = {
-        f"{package}/__init__.py": source.encode(),
-        f"{dist}/METADATA": f"Metadata-Version: 2.1\nName: {package}\nVersion: 0.1\n".encode(),
-        f"{dist}/WHEEL": (
-            b"Wheel-Version: 1.0\nGenerator: sageport-tests\nRoot-Is-Purelib: true\n"
-            b"Tag: py3-none-any\n"
-        ),
-    }
-    record = []
-    for path, data in files.items():
-        digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
-        record.append(f"{path},sha256={digest},{len(data)}")
-    record.append(f"{dist}/RECORD,,")
-    files[f"{dist}/RECORD"] = ("\n".join(record) + "\n").encode()
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as zf:
-        for path, data in files.items():
-            zf.writestr(path, data)
-    return f"{package}-0.1-py3-none-any.whl", buf.getvalue()
-
-
 def test_requirements_txt_is_installed_into_the_jobs_own_overlay(server: ServerProcess) -> None:
     package = f"sageport_tiny_{unique('p').split('-')[1]}"
-    wheel_name, wheel = _wheel(package, "ANSWER = 42\n")
+    wheel_name, wheel = tiny_wheel(package, source="ANSWER = 42\n")
     script = f"""
         import json, os, sys
         import {package}
@@ -72,8 +46,7 @@ def test_requirements_txt_is_installed_into_the_jobs_own_overlay(server: ServerP
         script,
         extra_files={"requirements.txt": f"./{wheel_name}\n", wheel_name: wheel},
     )
-    job = wait(server, name, timeout=180)
-    assert job["TrainingJobStatus"] == "Completed", job.get("FailureReason")
+    job = wait_completed(server, name, timeout=180)
     seen = report(server, job)
     assert seen["answer"] == 42
     assert "sageport-overlay" in seen["file"] or "/overlay/" in seen["file"]
@@ -96,8 +69,7 @@ def test_shell_entry_point_runs_with_the_hyperparameters_as_arguments(
 ) -> None:
     name = unique("shell")
     submit(server, name, SHELL_SCRIPT, program=program, hyperparameters={"epochs": 2})
-    job = wait(server, name)
-    assert job["TrainingJobStatus"] == "Completed", job.get("FailureReason")
+    job = wait_completed(server, name)
     assert model_files(server, job) == {"from-shell.txt": b"from the shell"}
     assert "shell got: --epochs 2" in log_lines(server, name)
 
@@ -122,8 +94,7 @@ def test_container_entrypoint_and_arguments_run_as_given(server: ServerProcess) 
             "ContainerArguments": ["--mode", "custom", "--model-dir=/opt/ml/model"],
         },
     )
-    job = wait(server, name)
-    assert job["TrainingJobStatus"] == "Completed", job.get("FailureReason")
+    job = wait_completed(server, name)
     seen = report(server, job)
     assert seen["argv"][1:3] == ["--mode", "custom"]  # no hyperparameters appended
     assert seen["argv"][3].startswith("--model-dir=")
@@ -160,8 +131,7 @@ def test_final_metric_data_list_holds_the_last_match_of_each_metric(
             ],
         },
     )
-    job = wait(server, name, timeout=120)
-    assert job["TrainingJobStatus"] == "Completed", job.get("FailureReason")
+    job = wait_completed(server, name, timeout=120)
     final = {m["MetricName"]: m for m in job["FinalMetricDataList"]}
     assert set(final) == {"train:loss", "validation:accuracy"}
     assert final["train:loss"]["Value"] == pytest.approx(0.000042)
@@ -198,8 +168,7 @@ def test_times_and_defaults_describe_fills_as_sagemaker_does(server: ServerProce
     running = wait_for(server, name, "Training")
     for absent in ("TrainingTimeInSeconds", "BillableTimeInSeconds", "ModelArtifacts"):
         assert absent not in running, absent
-    job = wait(server, name)
-    assert job["TrainingJobStatus"] == "Completed", job.get("FailureReason")
+    job = wait_completed(server, name)
     assert job["TrainingTimeInSeconds"] >= 1
     assert job["BillableTimeInSeconds"] == job["TrainingTimeInSeconds"]  # one instance
     elapsed = (job["TrainingEndTime"] - job["TrainingStartTime"]).total_seconds()
@@ -220,8 +189,7 @@ def test_billable_time_counts_every_instance(server: ServerProcess) -> None:
         ResourceConfig={"InstanceType": "ml.m5.large", "InstanceCount": 2, "VolumeSizeInGB": 1},
         EnableNetworkIsolation=True,
     )
-    job = wait(server, name, timeout=60)
-    assert job["TrainingJobStatus"] == "Completed", job.get("FailureReason")
+    job = wait_completed(server, name, timeout=60)
     assert job["BillableTimeInSeconds"] == 2 * job["TrainingTimeInSeconds"]
     assert job["EnableNetworkIsolation"] is True  # as requested, not the default
 

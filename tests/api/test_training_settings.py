@@ -12,6 +12,7 @@ import sys
 from collections.abc import Iterator
 
 import pytest
+from server_helpers import start_server
 from training_helpers import (
     BUCKET,
     PYTORCH_IMAGE,
@@ -24,7 +25,7 @@ from training_helpers import (
     submit,
     tar_members,
     unique,
-    wait,
+    wait_completed,
 )
 
 from sageport.cli.process import ServerProcess
@@ -40,13 +41,11 @@ def configured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProce
     # The mapped "image": this interpreter, recognisable by what it puts in the environment.
     runtime.write_text(f'#!/bin/sh\nexport MY_ALGO_RUNTIME=yes\nexec {sys.executable} "$@"\n')
     runtime.chmod(0o755)
-    proc = ServerProcess(root / "data")
-    proc.data_dir.mkdir(parents=True)
-    (proc.data_dir / "sageport.toml").write_text(
+    proc = start_server(
+        root / "data",
         f'sandbox = "off"\nmax_log_bytes_per_host = {LOG_CAP}\n\n'
-        f'[images]\n"my-algo" = "{runtime}"\n'
+        f'[images]\n"my-algo" = "{runtime}"\n',
     )
-    proc.start()
     yield proc
     proc.stop()
 
@@ -66,8 +65,7 @@ ENV_SCRIPT = """
 def test_without_a_sandbox_the_log_and_status_message_say_so(configured: ServerProcess) -> None:
     name = unique("nosandbox")
     submit(configured, name, ENV_SCRIPT)
-    job = wait(configured, name)
-    assert job["TrainingJobStatus"] == "Completed", job.get("FailureReason")
+    job = wait_completed(configured, name)
     training = next(t for t in job["SecondaryStatusTransitions"] if t["Status"] == "Training")
     assert "no sandbox: sandbox = off in settings" in training["StatusMessage"]
     assert any(
@@ -84,8 +82,7 @@ def test_without_a_sandbox_the_log_and_status_message_say_so(configured: ServerP
 def test_settings_images_table_maps_a_custom_image(configured: ServerProcess) -> None:
     name = unique("custom-image")
     submit(configured, name, ENV_SCRIPT, image=CUSTOM_IMAGE)
-    job = wait(configured, name)
-    assert job["TrainingJobStatus"] == "Completed", job.get("FailureReason")
+    job = wait_completed(configured, name)
     assert job["AlgorithmSpecification"]["TrainingImage"] == CUSTOM_IMAGE
     assert report(configured, job)["runtime"] == "yes"
 
@@ -124,8 +121,7 @@ def test_opt_ml_paths_in_the_container_entrypoint_are_rewritten(
         },
         Environment={"EXTRA_DIR": "/opt/ml/output/data"},
     )
-    job = wait(configured, name)
-    assert job["TrainingJobStatus"] == "Completed", job.get("FailureReason")
+    job = wait_completed(configured, name)
     assert model_files(configured, job) == {"copied.txt": b"from the channel"}
     output = job["ModelArtifacts"]["S3ModelArtifacts"].replace("model.tar.gz", "output.tar.gz")
     assert tar_members(download(configured, output)) == {"note.txt": b"via the environment"}
@@ -146,8 +142,7 @@ FLOOD_SCRIPT = """
 def test_log_cap_truncates_the_log_and_the_job_runs_on(configured: ServerProcess) -> None:
     name = unique("logcap")
     submit(configured, name, FLOOD_SCRIPT)
-    job = wait(configured, name, timeout=60)
-    assert job["TrainingJobStatus"] == "Completed", job.get("FailureReason")
+    job = wait_completed(configured, name, timeout=60)
     assert model_files(configured, job) == {"model.pth": b"written after the log was full"}
     lines = log_lines(configured, name)
     assert any(
@@ -182,8 +177,7 @@ def test_without_a_sandbox_a_script_never_changes_the_stored_object(
     name = unique("copies")
     data = put_objects(configured, f"{name}/data", {"labels.csv": b"y\n1\n"})
     submit(configured, name, OVERWRITE_SCRIPT, channels={"training": data})
-    job = wait(configured, name)
-    assert job["TrainingJobStatus"] == "Completed", job.get("FailureReason")
+    job = wait_completed(configured, name)
     seen = report(configured, job)
     if os.geteuid() == 0:
         # root could write through a read-only link, so its inputs are private copies

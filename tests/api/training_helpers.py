@@ -175,6 +175,13 @@ def wait(
         time.sleep(interval)
 
 
+def wait_completed(server: ServerProcess, name: str, timeout: float = 60.0) -> dict[str, Any]:
+    """:func:`wait`, and the job must have Completed (its FailureReason shows otherwise)."""
+    job = wait(server, name, timeout)
+    assert job["TrainingJobStatus"] == "Completed", job.get("FailureReason")
+    return job
+
+
 def wait_for(
     server: ServerProcess, name: str, secondary: str, timeout: float = 30.0
 ) -> dict[str, Any]:
