@@ -184,6 +184,23 @@ def wait_status(
         time.sleep(0.1)
 
 
+def prepare(
+    server: ServerProcess,
+    archive: bytes,
+    prefix: str = "ep",
+    env: dict[str, str] | None = None,
+    count: int = 1,
+    image: str = PYTORCH_IMAGE,
+    instance_type: str = "ml.t2.medium",
+    variants: list[dict[str, Any]] | None = None,
+) -> str:
+    """Model and endpoint config of one new name (see :func:`create_config`); returns it."""
+    name = unique(prefix)
+    create_model(server, name, archive, env, image)
+    create_config(server, name, name, count, instance_type, variants)
+    return name
+
+
 def deploy(
     server: ServerProcess,
     archive: bytes,
@@ -195,9 +212,7 @@ def deploy(
     variants: list[dict[str, Any]] | None = None,
 ) -> str:
     """Model, config and endpoint of one name; returns it once the endpoint is InService."""
-    name = unique(prefix)
-    create_model(server, name, archive, env, image)
-    create_config(server, name, name, count, instance_type, variants)
+    name = prepare(server, archive, prefix, env, count, image, instance_type, variants)
     server.client("sagemaker").create_endpoint(EndpointName=name, EndpointConfigName=name)
     wait_status(server, name)
     return name

@@ -18,6 +18,7 @@ from endpoint_helpers import (
     handler_model,
     invoke_json,
     no_retries,
+    prepare,
     unique,
     wait_status,
 )
@@ -112,9 +113,9 @@ def test_an_endpoint_waiting_for_gpus_says_so_and_starts_when_they_free(
     holder = deploy(
         server, handler_model(1.0, INFO_HANDLER), "all4", instance_type="ml.g4dn.12xlarge"
     )
-    waiting = unique("waits")
-    create_model(server, waiting, handler_model(2.0, INFO_HANDLER))
-    create_config(server, waiting, waiting, instance_type="ml.g4dn.xlarge")
+    waiting = prepare(
+        server, handler_model(2.0, INFO_HANDLER), "waits", instance_type="ml.g4dn.xlarge"
+    )
     sm.create_endpoint(EndpointName=waiting, EndpointConfigName=waiting)
     try:
         message = None
@@ -143,9 +144,9 @@ def test_an_update_on_exactly_enough_gpus_replaces_instance_by_instance(
     name = deploy(
         server, handler_model(1.0, INFO_HANDLER), "roll", instance_type="ml.g4dn.12xlarge"
     )
-    new = unique("roll-v2")
-    create_model(server, new, handler_model(2.0, INFO_HANDLER))
-    create_config(server, new, new, instance_type="ml.g4dn.12xlarge")
+    new = prepare(
+        server, handler_model(2.0, INFO_HANDLER), "roll-v2", instance_type="ml.g4dn.12xlarge"
+    )
     runtime = no_retries(server, "sagemaker-runtime")
     try:
         assert invoke_json(runtime, name, {})[1]["cuda"] == "0,1,2,3"
@@ -218,9 +219,10 @@ def test_a_failed_update_rolls_back_and_the_old_model_serves(
     model that cannot load leaves the old one serving, with the reason."""
     sm = server.client("sagemaker")
     name = deploy(server, handler_model(1.0, INFO_HANDLER), "rb", instance_type=instance_type)
-    bad = unique("rb-bad")
-    create_model(server, bad, handler_model(2.0, INFO_HANDLER), {"LOAD_FAIL": "no weights"})
-    create_config(server, bad, bad, instance_type=instance_type)
+    failing = {"LOAD_FAIL": "no weights"}
+    bad = prepare(
+        server, handler_model(2.0, INFO_HANDLER), "rb-bad", failing, instance_type=instance_type
+    )
     runtime = no_retries(server, "sagemaker-runtime")
     try:
         sm.update_endpoint(EndpointName=name, EndpointConfigName=bad)

@@ -25,15 +25,13 @@ from botocore.exceptions import ClientError
 from endpoint_helpers import (
     INFO_HANDLER,
     TENSORFLOW_IMAGE,
-    create_config,
-    create_model,
     delete,
     deploy,
     handler_model,
     invoke_json,
     no_retries,
+    prepare,
     tarball,
-    unique,
     wait_status,
 )
 from server_helpers import module_server
@@ -206,9 +204,7 @@ def test_an_over_size_body_is_refused_before_the_model(
 
 
 def test_invoking_while_creating_is_model_not_ready(server: ServerProcess) -> None:
-    name = unique("early")
-    create_model(server, name, handler_model(1.0, INFO_HANDLER), {"LOAD_SLEEP": "3"})
-    create_config(server, name, name)
+    name = prepare(server, handler_model(1.0, INFO_HANDLER), "early", {"LOAD_SLEEP": "3"})
     server.client("sagemaker").create_endpoint(EndpointName=name, EndpointConfigName=name)
     runtime = no_retries(server, "sagemaker-runtime")
     try:
@@ -228,10 +224,8 @@ def test_invoking_while_creating_is_model_not_ready(server: ServerProcess) -> No
 def test_a_model_fn_that_raises_fails_the_endpoint_with_its_traceback(
     server: ServerProcess, workers: int
 ) -> None:
-    name = unique("nomodel")
     env = {"LOAD_FAIL": "weights file is corrupt", "SAGEMAKER_MODEL_SERVER_WORKERS": str(workers)}
-    create_model(server, name, handler_model(1.0, INFO_HANDLER), env)
-    create_config(server, name, name)
+    name = prepare(server, handler_model(1.0, INFO_HANDLER), "nomodel", env)
     sm = server.client("sagemaker")
     sm.create_endpoint(EndpointName=name, EndpointConfigName=name)
     desc = wait_status(server, name, "Failed", timeout=30)
@@ -305,9 +299,7 @@ def test_requirements_txt_is_installed_once_into_the_data_folder(server: ServerP
 def test_update_under_continuous_load_fails_no_request(server: ServerProcess) -> None:
     name = deploy(server, handler_model(2.0), "upd")
     sm = server.client("sagemaker")
-    new = unique("upd-v2")
-    create_model(server, new, handler_model(3.0))
-    create_config(server, new, new, count=2)
+    new = prepare(server, handler_model(3.0), "upd-v2", count=2)
     answers: list[float] = []
     failures: list[str] = []
     stop = threading.Event()
