@@ -91,22 +91,29 @@ def test_sharded_channel_gives_each_host_its_share(server: ServerProcess) -> Non
             assert view["train"]["TrainingInputMode"] == "File"
 
 
+def submit_with_manifest(
+    server: ServerProcess,
+    name: str,
+    script: str,
+    objects: dict[str, bytes],
+    listed: list[str],
+    manifest: str = "train.manifest",
+) -> str:
+    """Store ``objects`` under ``<name>/data/`` and a manifest of the ``listed`` ones, then
+    submit ``script`` with that manifest as channel ``train``; returns the data prefix."""
+    prefix = put_objects(server, f"{name}/data", objects)
+    body = json.dumps([{"prefix": prefix}, *listed]).encode()
+    put_objects(server, f"{name}/manifests", {manifest: body})
+    uri = f"s3://{BUCKET}/{name}/manifests/{manifest}"
+    channel = s3_channel("train", uri, data_type="ManifestFile")
+    submit(server, name, script, InputDataConfig=[channel])
+    return prefix
+
+
 def test_manifest_file_channel_stages_exactly_the_listed_objects(server: ServerProcess) -> None:
     name = unique("manifest")
-    prefix = put_objects(
-        server,
-        f"{name}/data",
-        {"a.csv": b"1", "nested/b.csv": b"2", "not-listed.csv": b"3"},
-    )
-    manifest = json.dumps([{"prefix": prefix}, "a.csv", "nested/b.csv"]).encode()
-    put_objects(server, f"{name}/manifests", {"train.manifest": manifest})
-    uri = f"s3://{BUCKET}/{name}/manifests/train.manifest"
-    submit(
-        server,
-        name,
-        LIST_INPUTS,
-        InputDataConfig=[s3_channel("train", uri, data_type="ManifestFile")],
-    )
+    objects = {"a.csv": b"1", "nested/b.csv": b"2", "not-listed.csv": b"3"}
+    submit_with_manifest(server, name, LIST_INPUTS, objects, ["a.csv", "nested/b.csv"])
     job = wait_completed(server, name)
     seen = report(server, job, "algo-1.json")
     assert seen["listing"]["train"] == ["a.csv", "nested/b.csv"]
@@ -114,15 +121,9 @@ def test_manifest_file_channel_stages_exactly_the_listed_objects(server: ServerP
 
 def test_manifest_naming_a_missing_object_fails_with_its_uri(server: ServerProcess) -> None:
     name = unique("manifest-missing")
-    prefix = put_objects(server, f"{name}/data", {"a.csv": b"1"})
-    manifest = json.dumps([{"prefix": prefix}, "a.csv", "gone.csv"]).encode()
-    put_objects(server, f"{name}/manifests", {"m.json": manifest})
-    uri = f"s3://{BUCKET}/{name}/manifests/m.json"
-    submit(
-        server,
-        name,
-        "print('never runs')\n",
-        InputDataConfig=[s3_channel("train", uri, data_type="ManifestFile")],
+    listed = ["a.csv", "gone.csv"]
+    prefix = submit_with_manifest(
+        server, name, "print('never runs')\n", {"a.csv": b"1"}, listed, "m.json"
     )
     job = wait(server, name)
     assert job["TrainingJobStatus"] == "Failed"
