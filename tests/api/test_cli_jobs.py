@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 
+import processing_helpers
 from training_helpers import submit, unique, wait, wait_for
 
 from sageport.cli.process import ServerProcess
@@ -58,6 +59,12 @@ def test_unknown_job_is_an_error(server: ServerProcess) -> None:
     assert "ValidationException: Requested resource not found." in result.stderr
     result = _sageport(server, "logs", "no-such-cli-job")
     assert result.returncode == 1
+    assert result.stderr.strip() == (
+        "error: no training or processing job named 'no-such-cli-job' on this server"
+    )
+    result = _sageport(server, "logs", "no-such-cli-job", "--type", "processing")
+    assert result.returncode == 1
+    assert "no processing job named 'no-such-cli-job'" in result.stderr
 
 
 def test_logs_follow_until_the_job_ends_and_stop(server: ServerProcess) -> None:
@@ -109,3 +116,41 @@ def test_no_server_is_a_clear_error(tmp_path: object) -> None:
     )
     assert result.returncode == 1
     assert "no sageport server answers" in result.stderr
+
+
+def test_logs_of_a_processing_job(server: ServerProcess) -> None:
+    name = unique("cliproc")
+    script = """
+        import time
+        for i in range(3):
+            print(f"row {i}", flush=True)
+            time.sleep(0.2)
+    """
+    processing_helpers.submit(server, name, script)
+    followed = _sageport(server, "logs", name, "-f")
+    assert followed.returncode == 0, followed.stderr
+    assert [x for x in followed.stdout.splitlines() if x.startswith("row")] == [
+        "row 0",
+        "row 1",
+        "row 2",
+    ]
+    assert processing_helpers.wait(server, name)["ProcessingJobStatus"] == "Completed"
+    again = _sageport(server, "logs", name)
+    assert again.stdout == followed.stdout
+
+
+def test_a_name_used_by_both_kinds_shows_training_and_says_so(server: ServerProcess) -> None:
+    name = unique("cliboth")
+    submit(server, name, "print('from training')\n")
+    processing_helpers.submit(server, name, "print('from processing')\n")
+    wait(server, name)
+    processing_helpers.wait(server, name)
+    both = _sageport(server, "logs", name)
+    assert both.returncode == 0, both.stderr
+    assert "from training" in both.stdout
+    assert "from processing" not in both.stdout
+    assert "--type processing" in both.stderr
+    processing = _sageport(server, "logs", name, "--type", "processing")
+    assert processing.returncode == 0, processing.stderr
+    assert "from processing" in processing.stdout
+    assert "from training" not in processing.stdout

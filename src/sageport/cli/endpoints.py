@@ -11,13 +11,21 @@ from __future__ import annotations
 import base64
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import typer
 
-from sageport.cli.jobs import _json, _table, _when, client, guarded, sageport_api
+from sageport.cli.remote import (
+    LogReader,
+    client,
+    guarded,
+    list_command,
+    print_fields,
+    sageport_api,
+    to_json,
+    when,
+)
 from sageport.settings import Settings
 
 LOG_GROUP_PREFIX = "/aws/sagemaker/Endpoints/"
@@ -28,33 +36,20 @@ def list_endpoints(
     settings: Settings, as_json: bool, name_contains: str | None, status: str | None
 ) -> int:
     """Newest first: name, status, created, last modified."""
-
-    def run() -> int:
-        sm = client(settings, "sagemaker")
-        kwargs: dict[str, Any] = {"SortBy": "CreationTime", "SortOrder": "Descending"}
-        if name_contains:
-            kwargs["NameContains"] = name_contains
-        if status:
-            kwargs["StatusEquals"] = status
-        found: list[dict[str, Any]] = []
-        for page in sm.get_paginator("list_endpoints").paginate(**kwargs):
-            found.extend(page["Endpoints"])
-        if as_json:
-            typer.echo(_json(found))
-            return 0
-        rows: list[tuple[str, ...]] = [
-            (
-                str(e["EndpointName"]),
-                str(e["EndpointStatus"]),
-                _when(e.get("CreationTime")),
-                _when(e.get("LastModifiedTime")),
-            )
-            for e in found
-        ]
-        _table(("NAME", "STATUS", "CREATED", "MODIFIED"), rows)
-        return 0
-
-    return guarded(settings, run)
+    columns = [
+        ("NAME", lambda e: str(e["EndpointName"])),
+        ("STATUS", lambda e: str(e["EndpointStatus"])),
+        ("CREATED", lambda e: when(e.get("CreationTime"))),
+        ("MODIFIED", lambda e: when(e.get("LastModifiedTime"))),
+    ]
+    return list_command(
+        settings,
+        "list_endpoints",
+        "Endpoints",
+        columns,
+        as_json=as_json,
+        filters={"NameContains": name_contains, "StatusEquals": status},
+    )
 
 
 def describe_endpoint(settings: Settings, name: str, as_json: bool) -> int:
@@ -66,14 +61,14 @@ def describe_endpoint(settings: Settings, name: str, as_json: bool) -> int:
         report = sageport_api(settings, f"endpoints/{name}")
         if as_json:
             desc["Sageport"] = report
-            typer.echo(_json(desc))
+            typer.echo(to_json(desc))
             return 0
         fields: list[tuple[str, str]] = [
             ("Name", desc["EndpointName"]),
             ("Status", desc["EndpointStatus"]),
             ("Config", desc.get("EndpointConfigName", "-")),
-            ("Created", _when(desc.get("CreationTime"))),
-            ("Modified", _when(desc.get("LastModifiedTime"))),
+            ("Created", when(desc.get("CreationTime"))),
+            ("Modified", when(desc.get("LastModifiedTime"))),
         ]
         if desc.get("FailureReason"):
             fields.append(("Failure", desc["FailureReason"]))
@@ -139,9 +134,7 @@ def describe_endpoint(settings: Settings, name: str, as_json: bool) -> int:
             for v in pending.get("ProductionVariants") or []:
                 for note in v.get("VariantStatus") or []:
                     fields.append((f"  {v['VariantName']}", str(note.get("StatusMessage", ""))))
-        width = max(len(k) for k, _ in fields)
-        for key, value in fields:
-            typer.echo(f"{key:<{width}}  {value}")
+        print_fields(fields)
         return 0
 
     return guarded(settings, run)
@@ -191,7 +184,7 @@ def invoke_endpoint(
                 out["Body"] = data.decode("utf-8")
             except UnicodeDecodeError:
                 out["BodyBase64"] = base64.b64encode(data).decode()
-            typer.echo(_json(out))
+            typer.echo(to_json(out))
             return 0
         sys.stdout.buffer.write(data)
         if not data.endswith(b"\n") and sys.stdout.isatty():
@@ -212,27 +205,15 @@ def show_logs(
         from botocore.exceptions import ClientError
 
         sm = client(settings, "sagemaker")
-        logs = client(settings, "logs")
         sm.describe_endpoint(EndpointName=name)  # an unknown endpoint is an error, not silence
-        group = LOG_GROUP_PREFIX + name
-        tokens: dict[str, str | None] = {}
+        reader = LogReader(client(settings, "logs"), LOG_GROUP_PREFIX + name)
         collected: list[dict[str, Any]] = []
         while True:
-            try:
-                streams = logs.describe_log_streams(logGroupName=group)["logStreams"]
-            except ClientError as exc:
-                if exc.response.get("Error", {}).get("Code") != "ResourceNotFoundException":
-                    raise
-                streams = []
-            for s in streams:
-                tokens.setdefault(s["logStreamName"], None)
-            for stream in sorted(tokens):
-                for message, token in _events(logs, stream, tokens[stream], group):
-                    tokens[stream] = token
-                    if as_json:
-                        collected.append({"logStreamName": stream, "message": message})
-                    else:
-                        typer.echo(f"[{stream}] {message}")
+            for stream, message in reader.read():
+                if as_json:
+                    collected.append({"logStreamName": stream, "message": message})
+                else:
+                    typer.echo(f"[{stream}] {message}")
             if not follow:
                 break
             try:
@@ -241,20 +222,7 @@ def show_logs(
                 break  # deleted: nothing more will come
             time.sleep(interval)
         if as_json:
-            typer.echo(_json(collected))
+            typer.echo(to_json(collected))
         return 0
 
     return guarded(settings, run)
-
-
-def _events(logs: Any, stream: str, token: str | None, group: str) -> Iterator[tuple[str, str]]:
-    """(message, token after it) for every event of ``stream`` after ``token``, oldest first."""
-    while True:
-        kwargs: dict[str, Any] = {"nextToken": token} if token else {"startFromHead": True}
-        page = logs.get_log_events(logGroupName=group, logStreamName=stream, **kwargs)
-        next_token = page["nextForwardToken"]
-        for event in page["events"]:
-            yield event["message"], next_token
-        if not page["events"] or next_token == token:
-            return
-        token = next_token

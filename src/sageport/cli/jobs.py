@@ -1,115 +1,39 @@
 """``sageport jobs list|describe|stop`` and ``sageport logs JOB [-f]``: the HTTP API, from a shell.
 
-These commands are clients like any other: they call the running server with boto3, using
-the address it recorded in its data folder (``server.json``) and the keys kept there, so
-what they show is exactly what the SDK would see. Failures become one line on stderr and
-exit status 1 — a missing job, or no server answering at the recorded address.
+These commands are clients like any other (``sageport.cli.remote``): boto3 against the
+address the running server recorded in its data folder, with the keys kept there. Failures
+become one line on stderr and exit status 1 — a missing job, or no server answering at the
+recorded address. ``logs`` finds training and processing jobs alike.
 """
 
 from __future__ import annotations
 
-import json
 import time
-from collections.abc import Callable, Iterator
-from datetime import datetime
+from dataclasses import dataclass
 from typing import Any
 
 import typer
 
+from sageport.cli.remote import (
+    EXIT_ERROR,
+    LogReader,
+    client,
+    error_code,
+    guarded,
+    list_command,
+    print_fields,
+    sageport_api,
+    to_json,
+    when,
+)
 from sageport.settings import Settings
 
-EXIT_ERROR = 1
 LOG_GROUP = "/aws/sagemaker/TrainingJobs"
 TERMINAL = ("Completed", "Failed", "Stopped")
 #: how often ``logs -f`` asks for new events; the server ships job output every poll interval.
 FOLLOW_INTERVAL_S = 0.5
 #: GPU telemetry notes shown by ``jobs describe`` (the latest ones).
 MAX_GPU_NOTES = 5
-
-
-def client(settings: Settings, service: str) -> Any:
-    """A boto3 client for ``service`` on the server that runs on ``settings.data_dir``."""
-    import boto3
-    from botocore.config import Config
-
-    from sageport.api.credentials import load_or_create
-    from sageport.cli.serverinfo import read_endpoint_url
-
-    key = load_or_create(settings.credentials_file)[0]
-    return boto3.client(
-        service,
-        endpoint_url=read_endpoint_url(settings),
-        region_name=_region(settings),
-        aws_access_key_id=key.access_key_id,
-        aws_secret_access_key=key.secret_access_key,
-        config=Config(retries={"max_attempts": 2}, connect_timeout=5, read_timeout=60),
-    )
-
-
-def sageport_api(settings: Settings, path: str) -> dict[str, Any]:
-    """GET sageport's own API (``/_sageport/<path>``), signed like every request."""
-    import urllib.request
-
-    from botocore.auth import SigV4Auth
-    from botocore.awsrequest import AWSRequest
-    from botocore.credentials import Credentials
-
-    from sageport.api.credentials import load_or_create
-    from sageport.cli.serverinfo import read_endpoint_url
-
-    key = load_or_create(settings.credentials_file)[0]
-    req = AWSRequest(method="GET", url=f"{read_endpoint_url(settings)}/_sageport/{path}")
-    SigV4Auth(
-        Credentials(key.access_key_id, key.secret_access_key), "sagemaker", _region(settings)
-    ).add_auth(req)
-    prepared = req.prepare()
-    http = urllib.request.Request(prepared.url, headers=dict(prepared.headers), method="GET")
-    try:
-        with urllib.request.urlopen(http, timeout=10) as resp:
-            data: dict[str, Any] = json.loads(resp.read())
-            return data
-    except OSError:
-        return {}  # an older server, or none: describe still shows the rest
-
-
-def _region(settings: Settings) -> str:
-    try:
-        return str(json.loads(settings.server_file.read_text())["region"])
-    except (OSError, ValueError, KeyError):
-        return settings.region
-
-
-def guarded(settings: Settings, action: Callable[[], int]) -> int:
-    """Run ``action``; AWS errors and an absent server become one line on stderr."""
-    from botocore.exceptions import ClientError, EndpointConnectionError
-
-    from sageport.cli.serverinfo import read_endpoint_url
-
-    try:
-        return action()
-    except ClientError as exc:
-        error = exc.response.get("Error", {})
-        typer.echo(f"error: {error.get('Code')}: {error.get('Message')}", err=True)
-    except EndpointConnectionError:
-        typer.echo(
-            f"error: no sageport server answers at {read_endpoint_url(settings)} "
-            f"(start one with: sageport serve --data-dir {settings.data_dir})",
-            err=True,
-        )
-    return EXIT_ERROR
-
-
-def _json(value: Any) -> str:
-    def default(obj: Any) -> str:
-        if isinstance(obj, datetime):
-            return obj.isoformat()
-        raise TypeError(f"not JSON serializable: {type(obj).__name__}")
-
-    return json.dumps(value, indent=2, default=default)
-
-
-def _when(value: Any) -> str:
-    return value.strftime("%Y-%m-%d %H:%M:%S") if isinstance(value, datetime) else "-"
 
 
 # -- jobs ------------------------------------------------------------------------------------
@@ -119,37 +43,22 @@ def list_jobs(
     settings: Settings, as_json: bool, name_contains: str | None, status: str | None, limit: int
 ) -> int:
     """Newest first, like the console: name, status, secondary status, created, ended."""
-
-    def run() -> int:
-        sm = client(settings, "sagemaker")
-        kwargs: dict[str, Any] = {"SortBy": "CreationTime", "SortOrder": "Descending"}
-        if name_contains:
-            kwargs["NameContains"] = name_contains
-        if status:
-            kwargs["StatusEquals"] = status
-        jobs: list[dict[str, Any]] = []
-        for page in sm.get_paginator("list_training_jobs").paginate(**kwargs):
-            jobs.extend(page["TrainingJobSummaries"])
-            if len(jobs) >= limit:
-                break
-        jobs = jobs[:limit]
-        if as_json:
-            typer.echo(_json(jobs))
-            return 0
-        rows: list[tuple[str, ...]] = [
-            (
-                str(j["TrainingJobName"]),
-                str(j["TrainingJobStatus"]),
-                str(j.get("SecondaryStatus", "")),
-                _when(j.get("CreationTime")),
-                _when(j.get("TrainingEndTime")),
-            )
-            for j in jobs
-        ]
-        _table(("NAME", "STATUS", "SECONDARY", "CREATED", "ENDED"), rows)
-        return 0
-
-    return guarded(settings, run)
+    columns = [
+        ("NAME", lambda j: str(j["TrainingJobName"])),
+        ("STATUS", lambda j: str(j["TrainingJobStatus"])),
+        ("SECONDARY", lambda j: str(j.get("SecondaryStatus", ""))),
+        ("CREATED", lambda j: when(j.get("CreationTime"))),
+        ("ENDED", lambda j: when(j.get("TrainingEndTime"))),
+    ]
+    return list_command(
+        settings,
+        "list_training_jobs",
+        "TrainingJobSummaries",
+        columns,
+        as_json=as_json,
+        filters={"NameContains": name_contains, "StatusEquals": status},
+        limit=limit,
+    )
 
 
 def describe_job(settings: Settings, name: str, as_json: bool) -> int:
@@ -159,7 +68,7 @@ def describe_job(settings: Settings, name: str, as_json: bool) -> int:
         job = dict(client(settings, "sagemaker").describe_training_job(TrainingJobName=name))
         job.pop("ResponseMetadata", None)
         if as_json:
-            typer.echo(_json(job))
+            typer.echo(to_json(job))
             return 0
         resources = job.get("ResourceConfig") or {}
         fields = [
@@ -170,9 +79,9 @@ def describe_job(settings: Settings, name: str, as_json: bool) -> int:
                 "Instances",
                 f"{resources.get('InstanceCount', 1)} x {resources.get('InstanceType', '-')}",
             ),
-            ("Created", _when(job.get("CreationTime"))),
-            ("Started", _when(job.get("TrainingStartTime"))),
-            ("Ended", _when(job.get("TrainingEndTime"))),
+            ("Created", when(job.get("CreationTime"))),
+            ("Started", when(job.get("TrainingStartTime"))),
+            ("Ended", when(job.get("TrainingEndTime"))),
             ("Model", (job.get("ModelArtifacts") or {}).get("S3ModelArtifacts", "-")),
         ]
         if job.get("FailureReason"):
@@ -197,11 +106,9 @@ def describe_job(settings: Settings, name: str, as_json: bool) -> int:
             fields.append(("  NOTE", f"... and {len(notes) - MAX_GPU_NOTES} earlier ones"))
         for t in job.get("SecondaryStatusTransitions") or []:
             fields.append(
-                ("  " + t["Status"], f"{_when(t.get('StartTime'))}  {t.get('StatusMessage', '')}")
+                ("  " + t["Status"], f"{when(t.get('StartTime'))}  {t.get('StatusMessage', '')}")
             )
-        width = max(len(k) for k, _ in fields)
-        for key, value in fields:
-            typer.echo(f"{key:<{width}}  {value}")
+        print_fields(fields)
         return 0
 
     return guarded(settings, run)
@@ -215,7 +122,7 @@ def stop_job(settings: Settings, name: str, as_json: bool) -> int:
         sm.stop_training_job(TrainingJobName=name)
         status = sm.describe_training_job(TrainingJobName=name)["TrainingJobStatus"]
         if as_json:
-            typer.echo(_json({"TrainingJobName": name, "TrainingJobStatus": status}))
+            typer.echo(to_json({"TrainingJobName": name, "TrainingJobStatus": status}))
         else:
             typer.echo(f"{name}: {status}")
         return 0
@@ -223,38 +130,65 @@ def stop_job(settings: Settings, name: str, as_json: bool) -> int:
     return guarded(settings, run)
 
 
-def _table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
-    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
-    for row in [header, *rows]:
-        typer.echo(
-            "  ".join(str(cell).ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
-        )
-
-
 # -- logs ------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class _JobType:
+    """One kind of job ``sageport logs`` knows: its name, log group and status call."""
+
+    name: str
+    log_group: str
+    describe: str
+    name_key: str
+    status_key: str
+
+    def status(self, sm: Any, job: str) -> str:
+        return str(getattr(sm, self.describe)(**{self.name_key: job})[self.status_key])
+
+
+JOB_TYPES = {
+    "training": _JobType(
+        "training", LOG_GROUP, "describe_training_job", "TrainingJobName", "TrainingJobStatus"
+    ),
+    "processing": _JobType(
+        "processing",
+        "/aws/sagemaker/ProcessingJobs",
+        "describe_processing_job",
+        "ProcessingJobName",
+        "ProcessingJobStatus",
+    ),
+}
+
+
 def show_logs(
-    settings: Settings, name: str, follow: bool, interval: float = FOLLOW_INTERVAL_S
+    settings: Settings,
+    name: str,
+    follow: bool,
+    interval: float = FOLLOW_INTERVAL_S,
+    job_type: str | None = None,
 ) -> int:
-    """Print the job's log events, host by host; with ``follow``, until the job has ended."""
+    """Print the job's log events, host by host; with ``follow``, until the job has ended.
+
+    The job is a training or a processing job (``job_type`` says which when both exist);
+    a name that is neither is an error that says so.
+    """
 
     def run() -> int:
         sm = client(settings, "sagemaker")
-        logs = client(settings, "logs")
-        sm.describe_training_job(TrainingJobName=name)  # an unknown job is an error, not silence
-        tokens: dict[str, str | None] = {}
+        found = _find_job(sm, name, job_type)
+        if found is None:
+            kinds = f"{job_type} job" if job_type else "training or processing job"
+            typer.echo(f"error: no {kinds} named {name!r} on this server", err=True)
+            return EXIT_ERROR
+        reader = LogReader(client(settings, "logs"), found.log_group, f"{name}/")
         while True:
             # Read the status first: events shipped before it are then all read below.
-            ended = sm.describe_training_job(TrainingJobName=name)["TrainingJobStatus"] in TERMINAL
-            streams = _streams(logs, name)
-            for stream in streams:
-                tokens.setdefault(stream, None)
-            for stream in sorted(tokens):
-                prefix = f"[{stream.split('/', 1)[-1]}] " if len(tokens) > 1 else ""
-                for message, token in _events(logs, stream, tokens[stream]):
-                    typer.echo(prefix + message)
-                    tokens[stream] = token
+            ended = found.status(sm, name) in TERMINAL
+            events = list(reader.read())
+            many = len(reader.tokens) > 1
+            for stream, message in events:
+                typer.echo((f"[{stream.split('/', 1)[-1]}] " if many else "") + message)
             if not follow or ended:
                 return 0
             time.sleep(interval)
@@ -262,26 +196,25 @@ def show_logs(
     return guarded(settings, run)
 
 
-def _streams(logs: Any, name: str) -> list[str]:
+def _find_job(sm: Any, name: str, job_type: str | None) -> _JobType | None:
+    """The kind of job ``name`` is (training first, as before processing jobs had logs);
+    None when there is none of that name. When both kinds have one, stderr says so."""
     from botocore.exceptions import ClientError
 
-    try:
-        found = logs.describe_log_streams(logGroupName=LOG_GROUP, logStreamNamePrefix=f"{name}/")
-    except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
-            return []  # no job has logged yet
-        raise
-    return [s["logStreamName"] for s in found["logStreams"]]
-
-
-def _events(logs: Any, stream: str, token: str | None) -> Iterator[tuple[str, str]]:
-    """(message, token after it) for every event after ``token``, oldest first."""
-    while True:
-        kwargs: dict[str, Any] = {"nextToken": token} if token else {"startFromHead": True}
-        page = logs.get_log_events(logGroupName=LOG_GROUP, logStreamName=stream, **kwargs)
-        next_token = page["nextForwardToken"]
-        for event in page["events"]:
-            yield event["message"], next_token
-        if not page["events"] or next_token == token:
-            return
-        token = next_token
+    candidates = [JOB_TYPES[job_type]] if job_type else list(JOB_TYPES.values())
+    found: list[_JobType] = []
+    for kind in candidates:
+        try:
+            kind.status(sm, name)
+        except ClientError as exc:
+            if error_code(exc) != "ValidationException":
+                raise
+            continue
+        found.append(kind)
+    if len(found) > 1:
+        typer.echo(
+            f"note: {name!r} is a training job and a processing job; showing the training job's "
+            "logs (--type processing for the other)",
+            err=True,
+        )
+    return found[0] if found else None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import logging
 from dataclasses import replace
 from pathlib import Path
@@ -183,6 +184,12 @@ def doctor(
 
 # -- jobs and logs: clients of the running server's HTTP API (sageport.cli.jobs) -------------
 
+
+class JobType(enum.StrEnum):
+    training = "training"
+    processing = "processing"
+
+
 jobs_app = typer.Typer(no_args_is_help=True, help="Training jobs on the running server.")
 app.add_typer(jobs_app, name="jobs")
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
@@ -229,11 +236,19 @@ def logs(
     follow: Annotated[
         bool, typer.Option("--follow", "-f", help="Keep printing until the job ends.")
     ] = False,
+    job_type: Annotated[
+        JobType | None,
+        typer.Option(
+            "--type",
+            help="training or processing (default: whichever the name is; training first).",
+        ),
+    ] = None,
 ) -> None:
-    """Print a training job's logs (what CloudWatch Logs holds for it)."""
+    """Print a training or processing job's logs (what CloudWatch Logs holds for it)."""
     from sageport.cli.jobs import show_logs
 
-    raise typer.Exit(show_logs(_settings(data_dir), name, follow))
+    kind = job_type.value if job_type else None
+    raise typer.Exit(show_logs(_settings(data_dir), name, follow, job_type=kind))
 
 
 # -- end jobs and logs
