@@ -1,8 +1,10 @@
 """SigV4 verification: every request must be signed with a key this server knows.
 
-We never compute the HMAC chain ourselves: the request is rebuilt as a botocore
-``AWSRequest`` holding exactly the headers the client signed, and botocore's own signer
-(``SigV4Auth``/``S3SigV4Auth``/``S3SigV4QueryAuth``) computes what the signature must be.
+We never canonicalize a request ourselves: it is handed to botocore holding exactly the
+headers the client signed, and botocore's own signer (``SigV4Auth``/``S3SigV4Auth``/
+``S3SigV4QueryAuth``) computes what the signature must be — for header signatures through
+:mod:`sageport.api.sigv4`, which feeds it the request as received and keeps the day's
+derived key once botocore has confirmed it.
 Errors are raised in a neutral form (:class:`AuthFailure`) and each protocol maps them to the
 code it uses (S3: ``SignatureDoesNotMatch``; JSON: ``InvalidSignatureException``; ...).
 """
@@ -10,20 +12,24 @@ code it uses (S3: ``SignatureDoesNotMatch``; JSON: ``InvalidSignatureException``
 from __future__ import annotations
 
 import enum
+import functools
 import hmac
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from botocore.auth import HmacV1QueryAuth, S3SigV4Auth, S3SigV4QueryAuth, SigV4Auth
+from botocore.auth import HmacV1QueryAuth, S3SigV4QueryAuth, SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.compat import HTTPHeaders, urlsplit
 from botocore.credentials import Credentials
 
 from sageport.api.credentials import KeyPair
+from sageport.api.sigv4 import DaySigner, Headers, Received, amz_time
 
 ALGORITHM = "AWS4-HMAC-SHA256"
 AMZ_DATE_FORMAT = "%Y%m%dT%H%M%SZ"
+#: signers kept per (access key, service, region); past this many the cache starts over
+SIGNER_CACHE = 256
 
 
 class AuthProblem(enum.Enum):
@@ -36,6 +42,11 @@ class AuthProblem(enum.Enum):
 
 
 MISSING_TOKEN = "Missing Authentication Token"
+SIGV4_MISMATCH = (
+    "The request signature we calculated does not match the signature you provided. "
+    "Check your AWS Secret Access Key and signing method. "
+    "Consult the service documentation for details."
+)
 
 
 class AuthFailure(Exception):
@@ -82,7 +93,10 @@ def parse_scope(credential: str) -> Scope:
     return Scope(parts[0], parts[1], parts[2], parts[3])
 
 
-def _parse_header(value: str) -> tuple[Scope, list[str], str]:
+@functools.lru_cache(maxsize=256)
+def _parse_header(value: str) -> tuple[Scope, tuple[str, ...], str]:
+    """The Authorization header's parts; cached, as routing reads the scope before the
+    verifier reads the rest."""
     if not value.startswith(ALGORITHM + " "):
         raise AuthFailure(
             AuthProblem.MALFORMED,
@@ -102,7 +116,7 @@ def _parse_header(value: str) -> tuple[Scope, list[str], str]:
         )
     return (
         parse_scope(fields["Credential"]),
-        fields["SignedHeaders"].split(";"),
+        tuple(fields["SignedHeaders"].split(";")),
         fields["Signature"],
     )
 
@@ -166,6 +180,18 @@ class Verifier:
     def __init__(self, keys: list[KeyPair], max_skew_seconds: int) -> None:
         self._keys = {k.access_key_id: k for k in keys}
         self._max_skew = max_skew_seconds
+        #: botocore signers by (access key, service, region): they hold no per-request state
+        self._signers: dict[tuple[str, str, str], DaySigner] = {}
+
+    def _signer(self, key: KeyPair, scope: Scope) -> DaySigner:
+        cache_key = (key.access_key_id, scope.service, scope.region)
+        signer = self._signers.get(cache_key)
+        if signer is None:
+            if len(self._signers) >= SIGNER_CACHE:
+                self._signers.clear()
+            signer = DaySigner(key.access_key_id, key.secret_access_key, *cache_key[1:])
+            self._signers[cache_key] = signer
+        return signer
 
     def verify(self, req: SignedRequest, body: bytes | None, now: datetime) -> Scope:
         """Verify ``req``; ``body`` is the payload for services that sign it without a header
@@ -193,10 +219,9 @@ class Verifier:
         return key
 
     def _check_time(self, amz_date: str, now: datetime) -> None:
-        try:
-            when = datetime.strptime(amz_date, AMZ_DATE_FORMAT).replace(tzinfo=UTC)
-        except ValueError:
-            raise AuthFailure(AuthProblem.MALFORMED, f"Invalid X-Amz-Date: {amz_date!r}") from None
+        when = amz_time(amz_date)
+        if when is None:
+            raise AuthFailure(AuthProblem.MALFORMED, f"Invalid X-Amz-Date: {amz_date!r}")
         if abs((now - when).total_seconds()) > self._max_skew:
             raise AuthFailure(
                 AuthProblem.SKEWED,
@@ -213,18 +238,16 @@ class Verifier:
         if not amz_date:
             raise AuthFailure(AuthProblem.MALFORMED, "Authorization requires an X-Amz-Date header.")
         self._check_time(amz_date, now)
-        headers = {}
+        headers = Headers()
         for name in signed_headers:
-            if name not in req.headers:
+            value = req.headers.get(name)
+            if value is None:
                 raise AuthFailure(AuthProblem.BAD_SIGNATURE, f"Signed header {name} is missing.")
-            headers[name] = req.headers[name]
+            headers[name.lower()] = value
         url = f"http://{req.host}{req.raw_path}" + (f"?{req.raw_query}" if req.raw_query else "")
-        aws_req = AWSRequest(method=req.method, url=url, headers=headers, data=body or b"")
-        aws_req.context["timestamp"] = amz_date
-        creds = Credentials(key.access_key_id, key.secret_access_key)
-        signer_cls = S3SigV4Auth if scope.service == "s3" else SigV4Auth
-        signer = signer_cls(creds, scope.service, scope.region)
-        self._compare(signer, aws_req, signature)
+        received = Received(req.method, url, headers, body or b"", amz_date)
+        if not hmac.compare_digest(self._signer(key, scope).signature(received), signature):
+            raise AuthFailure(AuthProblem.BAD_SIGNATURE, SIGV4_MISMATCH)
         return scope
 
     def _verify_presigned(self, req: SignedRequest, query: dict[str, str], now: datetime) -> Scope:
@@ -328,9 +351,4 @@ class Verifier:
         canonical = signer.canonical_request(aws_req)
         expected = signer.signature(signer.string_to_sign(aws_req, canonical), aws_req)
         if not hmac.compare_digest(expected, signature):
-            raise AuthFailure(
-                AuthProblem.BAD_SIGNATURE,
-                "The request signature we calculated does not match the signature you provided. "
-                "Check your AWS Secret Access Key and signing method. "
-                "Consult the service documentation for details.",
-            )
+            raise AuthFailure(AuthProblem.BAD_SIGNATURE, SIGV4_MISMATCH)
