@@ -3,7 +3,9 @@
 InvokeEndpoint's overhead budget is a fraction of a millisecond, so the proxy keeps a pool
 of open connections per model server and speaks just enough HTTP/1.1 (Content-Length or
 chunked responses) to forward a request; general-purpose clients cost several times more
-per request on this path.
+per request on this path. Each connection is an ``asyncio.Protocol``: the request goes out
+in one ``write``, the response is parsed as it arrives and settles one future, and the
+timeout is one timer (no stream reader, no ``wait_for`` task per request).
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass
+
+MAX_HEAD = 64 * 1024
 
 
 class UpstreamError(Exception):
@@ -24,10 +28,119 @@ class UpstreamResponse:
     body: bytes
 
 
-class _Conn:
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.reader = reader
-        self.writer = writer
+class _Broken(Exception):
+    """The connection ended or sent something that is not an HTTP/1.1 response."""
+
+
+class _Conn(asyncio.Protocol):
+    """One connection to a model server; one request at a time."""
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.closed = False
+        self._buf = bytearray()
+        self._waiter: asyncio.Future[tuple[UpstreamResponse, bool]] | None = None
+        self._head: tuple[int, dict[str, str], bool] | None = None  # status, headers, keep
+        self._start = 0  # where the body starts in _buf (after the head)
+        self._length = -1  # Content-Length; -1 while chunked
+        self._chunks: list[bytes] = []
+
+    # -- asyncio.Protocol ---------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        waiter = self._waiter
+        if waiter is None or waiter.done():
+            self.close()  # bytes nobody asked for: the connection cannot be trusted
+            return
+        self._buf += data
+        try:
+            done = self._parse()
+        except (ValueError, IndexError, _Broken) as exc:
+            self.close()
+            waiter.set_exception(_Broken(str(exc) or type(exc).__name__))
+            return
+        if done is not None:
+            self._waiter = None
+            waiter.set_result(done)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_exception(_Broken(str(exc) if exc else "connection closed"))
+
+    # -- requests -------------------------------------------------------------------------
+
+    def send(
+        self, payload: bytes, loop: asyncio.AbstractEventLoop
+    ) -> asyncio.Future[tuple[UpstreamResponse, bool]]:
+        assert self.transport is not None
+        self._buf.clear()
+        self._head = None
+        self._start = 0
+        self._length = -1
+        self._chunks = []
+        self._waiter = waiter = loop.create_future()
+        self.transport.write(payload)
+        return waiter
+
+    def close(self) -> None:
+        self.closed = True
+        if self.transport is not None:
+            self.transport.close()
+
+    def _parse(self) -> tuple[UpstreamResponse, bool] | None:
+        buf = self._buf
+        if self._head is None:
+            end = buf.find(b"\r\n\r\n")
+            if end < 0:
+                if len(buf) > MAX_HEAD:
+                    raise _Broken("response head too large")
+                return None
+            self._head = self._parse_head(bytes(buf[:end]).decode("latin-1"))
+            self._start = end + 4
+        status, headers, keep = self._head
+        if self._length >= 0:
+            stop = self._start + self._length
+            if len(buf) < stop:
+                return None
+            return UpstreamResponse(status, headers, bytes(buf[self._start : stop])), keep
+        # chunked: take every complete chunk from _start on
+        while True:
+            line_end = buf.find(b"\r\n", self._start)
+            if line_end < 0:
+                return None
+            size = int(bytes(buf[self._start : line_end]).split(b";")[0], 16)
+            if size == 0:
+                if buf.find(b"\r\n", line_end + 2) < 0:
+                    return None  # the (empty) trailer has not arrived yet
+                return UpstreamResponse(status, headers, b"".join(self._chunks)), keep
+            data_start = line_end + 2
+            if len(buf) < data_start + size + 2:
+                return None
+            self._chunks.append(bytes(buf[data_start : data_start + size]))
+            self._start = data_start + size + 2
+
+    def _parse_head(self, head: str) -> tuple[int, dict[str, str], bool]:
+        lines = head.split("\r\n")
+        parts = lines[0].split(" ", 2)
+        status = int(parts[1])
+        headers: dict[str, str] = {}
+        for line in lines[1:]:
+            if ":" in line:
+                k, _, v = line.partition(":")
+                headers[k.strip().lower()] = v.strip()
+        if headers.get("transfer-encoding", "").lower() == "chunked":
+            self._length = -1
+        else:
+            self._length = int(headers.get("content-length", "0"))
+            if self._length < 0:
+                raise _Broken("negative Content-Length")
+        keep = headers.get("connection", "").lower() != "close" and parts[0] == "HTTP/1.1"
+        return status, headers, keep
 
 
 class UpstreamPool:
@@ -36,11 +149,12 @@ class UpstreamPool:
         self._max_idle = max_idle_per_host
 
     async def _connect(self, host: str, port: int) -> _Conn:
+        loop = asyncio.get_running_loop()
         try:
-            reader, writer = await asyncio.open_connection(host, port)
+            _, conn = await loop.create_connection(_Conn, host, port)
         except OSError as exc:
             raise UpstreamError(f"cannot connect to {host}:{port}: {exc}") from exc
-        return _Conn(reader, writer)
+        return conn
 
     async def request(
         self,
@@ -53,59 +167,54 @@ class UpstreamPool:
         timeout: float,
     ) -> UpstreamResponse:
         key = (host, port)
-        idle = self._idle.setdefault(key, [])
-        reused = bool(idle)
-        conn = idle.pop() if idle else await self._connect(host, port)
-        head = [f"{method} {path} HTTP/1.1", f"Host: {host}:{port}", f"Content-Length: {len(body)}"]
-        head += [f"{k}: {v}" for k, v in headers.items()]
-        payload = ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body
+        idle = self._idle.get(key)
+        if idle is None:
+            idle = self._idle[key] = []
+        conn = None
+        while idle:
+            conn = idle.pop()
+            if not conn.closed:
+                break
+            conn = None
+        reused = conn is not None
+        if conn is None:
+            conn = await self._connect(host, port)
+        head = f"{method} {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Length: {len(body)}\r\n"
+        head += "".join([f"{k}: {v}\r\n" for k, v in headers.items()])
+        payload = (head + "\r\n").encode("latin-1") + body
+        loop = asyncio.get_running_loop()
+        waiter = conn.send(payload, loop)
+        timer = loop.call_later(timeout, _expire, waiter)
         try:
-            conn.writer.write(payload)
-            response, keep = await asyncio.wait_for(self._read(conn.reader), timeout)
+            response, keep = await waiter
         except TimeoutError:
-            conn.writer.close()
+            conn.close()
             raise
-        except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
-            conn.writer.close()
+        except _Broken as exc:
+            conn.close()
             if reused:  # a pooled connection the server had closed: one fresh try
                 return await self.request(host, port, method, path, headers, body, timeout)
             raise UpstreamError(
                 f"model server at {host}:{port} broke the connection: {exc}"
-            ) from exc
-        if keep and len(idle) < self._max_idle:
+            ) from None
+        except BaseException:  # cancelled mid-request: the connection is in an unknown state
+            conn.close()
+            raise
+        finally:
+            timer.cancel()
+        if keep and not conn.closed and len(idle) < self._max_idle:
             idle.append(conn)
         else:
-            conn.writer.close()
+            conn.close()
         return response
-
-    @staticmethod
-    async def _read(reader: asyncio.StreamReader) -> tuple[UpstreamResponse, bool]:
-        raw = await reader.readuntil(b"\r\n\r\n")
-        lines = raw.decode("latin-1").split("\r\n")
-        parts = lines[0].split(" ", 2)
-        status = int(parts[1])
-        headers: dict[str, str] = {}
-        for line in lines[1:]:
-            if ":" in line:
-                k, _, v = line.partition(":")
-                headers[k.strip().lower()] = v.strip()
-        if headers.get("transfer-encoding", "").lower() == "chunked":
-            chunks = []
-            while True:
-                size = int((await reader.readuntil(b"\r\n")).split(b";")[0], 16)
-                if size == 0:
-                    await reader.readuntil(b"\r\n")
-                    break
-                chunks.append(await reader.readexactly(size))
-                await reader.readexactly(2)
-            body = b"".join(chunks)
-        else:
-            body = await reader.readexactly(int(headers.get("content-length", "0")))
-        keep = headers.get("connection", "").lower() != "close" and parts[0] == "HTTP/1.1"
-        return UpstreamResponse(status, headers, body), keep
 
     async def close(self) -> None:
         for conns in self._idle.values():
             for c in conns:
-                c.writer.close()
+                c.close()
         self._idle.clear()
+
+
+def _expire(waiter: asyncio.Future[tuple[UpstreamResponse, bool]]) -> None:
+    if not waiter.done():
+        waiter.set_exception(TimeoutError())
