@@ -10,15 +10,16 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from sageport.api import credentials
+from sageport.api import asgi, credentials
 from sageport.api.auth import AuthFailure, Scope, SignedRequest, Verifier, request_scope
 from sageport.api.dispatch import RequestContext, collect
 from sageport.api.extensions import PREFIX, ExtensionProtocol
@@ -45,7 +46,7 @@ from sageport.settings import Settings
 log = logging.getLogger(__name__)
 
 HEALTH_PATH = "/_sageport/health"
-DRAIN_LIMIT = 64 * 1024 * 1024
+DRAIN_LIMIT = asgi.DRAIN_LIMIT
 ALL_METHODS = ["GET", "PUT", "POST", "DELETE", "HEAD", "PATCH", "OPTIONS"]
 
 SAGEMAKER_MODULES = (models, endpoint_configs, endpoints, tags, training, processing)
@@ -71,18 +72,21 @@ class Router:
 
     def pick(self, request: Request, scope: Scope | None) -> WireProtocol:
         target = request.headers.get("x-amz-target", "")
+        return self.route(request.method, request.url.path, target, scope)
+
+    def route(self, method: str, path: str, target: str, scope: Scope | None) -> WireProtocol:
         service = scope.service if scope else ""
-        if request.url.path.startswith(PREFIX):
+        if path.startswith(PREFIX):
             return self.extensions
         if target.startswith("Logs_") or service == "logs":
             return self.logs
-        if target or (service == "sagemaker" and request.url.path == "/"):
+        if target or (service == "sagemaker" and path == "/"):
             return self.sagemaker
         if service == "sts":
             return self.sts
-        if request.url.path.startswith("/endpoints/") and service in ("sagemaker", ""):
+        if path.startswith("/endpoints/") and service in ("sagemaker", ""):
             return self.runtime
-        if not service and request.method == "POST" and request.url.path == "/":
+        if not service and method == "POST" and path == "/":
             # An unsigned POST / carries no hint; answer as the JSON control plane would.
             return self.sagemaker
         return self.s3
@@ -116,16 +120,34 @@ async def _read_body(request: Request, limit: int) -> bytes:
 
 
 def _signed_request(request: Request) -> SignedRequest:
-    raw_path = request.scope.get("raw_path") or request.url.path.encode()
-    return SignedRequest(
-        method=request.method,
-        raw_path=raw_path.decode("latin-1").split("?", 1)[0],
-        raw_query=request.scope.get("query_string", b"").decode("latin-1"),
-        headers={
-            k.decode("latin-1").lower(): v.decode("latin-1") for k, v in request.scope["headers"]
-        },
-        host=request.headers.get("host", ""),
-    )
+    return asgi.signed_request(request.scope)
+
+
+Invocations = Callable[[asgi.Scope, asgi.Receive, asgi.Send, SignedRequest], Awaitable[None]]
+
+
+class App(Starlette):
+    """Starlette, with InvokeEndpoint (``POST /endpoints/...`` the runtime protocol would
+    answer) taken before its middleware and routing: see :mod:`sageport.api.asgi`."""
+
+    def __init__(self, router: Router, invocations: Invocations, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._protocols = router
+        self._invocations = invocations
+
+    async def __call__(self, scope: asgi.Scope, receive: asgi.Receive, send: asgi.Send) -> None:
+        if (
+            scope["type"] == "http"
+            and scope["method"] == "POST"
+            and scope["path"].startswith("/endpoints/")
+        ):
+            signed = asgi.signed_request(scope)
+            target = signed.headers.get("x-amz-target", "")
+            protocol = self._protocols.route("POST", scope["path"], target, request_scope(signed))
+            if protocol is self._protocols.runtime:
+                await self._invocations(scope, receive, send, signed)
+                return
+        await super().__call__(scope, receive, send)
 
 
 def create_app(settings: Settings, services: Services | None = None) -> Starlette:
@@ -135,6 +157,36 @@ def create_app(settings: Settings, services: Services | None = None) -> Starlett
     keys = credentials.load_or_create(settings.credentials_file)
     verifier = Verifier(keys, settings.max_clock_skew_seconds)
     router = Router(svc)
+
+    runtime = router.runtime
+
+    async def invocations(
+        scope: asgi.Scope, receive: asgi.Receive, send: asgi.Send, signed: SignedRequest
+    ) -> None:
+        """``dispatch`` for the runtime protocol, on the raw ASGI scope."""
+        try:
+            try:
+                body = await asgi.read_body(receive, settings.max_json_body_bytes)
+            except asgi.Disconnected:
+                return
+            try:
+                verifier.verify(signed, body, svc.clock.now())
+            except AuthFailure as refused:
+                raise runtime.auth_error(refused) from None
+            headers, answer = await runtime.invoke(
+                scope["path"], signed.headers, body, settings.region, settings.account_id
+            )
+        except AwsError as err:
+            request = Request(scope, receive)
+            await runtime.error_response(err, request, str(uuid.uuid4()))(scope, receive, send)
+            return
+        except Exception as exc:
+            log.exception("unexpected error serving POST %s", scope["path"])
+            bug = InternalFailure(f"sageport failed to serve the request: {type(exc).__name__}")
+            request = Request(scope, receive)
+            await runtime.error_response(bug, request, str(uuid.uuid4()))(scope, receive, send)
+            return
+        await asgi.send_answer(send, headers, answer)
 
     async def health(request: Request) -> Response:
         return JSONResponse({"status": "ok", "region": settings.region})
@@ -179,7 +231,9 @@ def create_app(settings: Settings, services: Services | None = None) -> Starlett
             if owned:
                 svc.close()
 
-    return Starlette(
+    return App(
+        router,
+        invocations,
         routes=[
             Route(HEALTH_PATH, health, methods=["GET"]),
             Route("/{path:path}", dispatch, methods=ALL_METHODS),

@@ -11,6 +11,7 @@ starts, ``ModelError`` (424) with "Received server error (500) from primary with
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from starlette.concurrency import run_in_threadpool
@@ -85,21 +86,29 @@ class RuntimeProtocol:
         return json_auth_error(failure)
 
     async def handle(self, request: Request, ctx: RequestContext, body: bytes | None) -> Response:
-        parts = request.url.path.strip("/").split("/")
+        headers, payload = await self.invoke(
+            request.url.path, request.headers, body or b"", ctx.region, ctx.account_id
+        )
+        return Response(payload, headers=headers)
+
+    async def invoke(
+        self, path: str, headers: Mapping[str, str], body: bytes, region: str, account_id: str
+    ) -> tuple[dict[str, str], bytes]:
+        """Forward one authenticated InvokeEndpoint; the answer's headers and body, or the
+        AwsError SageMaker returns. ``headers``: the request's, by lower-case name."""
+        parts = path.strip("/").split("/")
         name = parts[1] if len(parts) > 1 else ""
         if len(parts) != 3 or parts[2] != "invocations":
-            raise RuntimeValidationError(f"Unsupported runtime operation {request.url.path}")
-        payload = body or b""
-        if len(payload) > MAX_BODY:
+            raise RuntimeValidationError(f"Unsupported runtime operation {path}")
+        if len(body) > MAX_BODY:
             raise RuntimeValidationError(
-                f"Request payload of {len(payload)} bytes exceeds the maximum of {MAX_BODY} bytes (6 MiB)."
+                f"Request payload of {len(body)} bytes exceeds the maximum of {MAX_BODY} bytes (6 MiB)."
             )
-        headers = request.headers
         target = headers.get("x-amzn-sagemaker-target-variant")
         try:
             variant, replica = self.router.pick(name, target)
         except NoRoute as exc:
-            raise await self._no_route(name, ctx, exc) from None
+            raise await self._no_route(name, account_id, exc) from None
         forward = {k: headers[k] for k in FORWARDED if k in headers}
         replica.outstanding += 1
         try:
@@ -109,7 +118,7 @@ class RuntimeProtocol:
                 "POST",
                 "/invocations",
                 forward,
-                payload,
+                body,
                 INVOCATION_TIMEOUT_S,
             )
         except TimeoutError:
@@ -117,7 +126,7 @@ class RuntimeProtocol:
                 "Your invocation timed out while waiting for a response from container primary. "
                 "Review the latency metrics for each container in Amazon CloudWatch, resolve the issue, and try again.",
                 OriginalStatusCode=504,
-                LogStreamArn=self._log_arn(ctx, name),
+                LogStreamArn=self._log_arn(region, account_id, name),
             ) from None
         except UpstreamError as exc:
             raise ServiceUnavailable(
@@ -125,28 +134,29 @@ class RuntimeProtocol:
             ) from None
         finally:
             replica.outstanding -= 1
+        if resp.status >= 400:
+            kind = "server" if resp.status >= 500 else "client"
+            text = resp.body.decode("utf-8", "replace")
+            raise ModelError(
+                f'Received {kind} error ({resp.status}) from primary with message "{text}". '
+                f"See {self._log_url(region, name)} in account {account_id} for more information.",
+                OriginalStatusCode=resp.status,
+                OriginalMessage=text,
+                LogStreamArn=self._log_arn(region, account_id, name),
+            )
         # The model's content type passes through as it is: Starlette's media_type would append
         # "; charset=utf-8" to text/* types, and clients compare ContentType exactly.
         out_headers = {
             "x-Amzn-Invoked-Production-Variant": variant.name,
             "content-type": resp.headers.get("content-type", "application/json"),
         }
-        for key, name in RETURNED.items():
-            if key in resp.headers:
-                out_headers[name] = resp.headers[key]
-        if resp.status >= 400:
-            kind = "server" if resp.status >= 500 else "client"
-            text = resp.body.decode("utf-8", "replace")
-            raise ModelError(
-                f'Received {kind} error ({resp.status}) from primary with message "{text}". '
-                f"See {self._log_url(ctx, name)} in account {ctx.account_id} for more information.",
-                OriginalStatusCode=resp.status,
-                OriginalMessage=text,
-                LogStreamArn=self._log_arn(ctx, name),
-            )
-        return Response(resp.body, headers=out_headers)
+        for key, header in RETURNED.items():
+            value = resp.headers.get(key)
+            if value is not None:
+                out_headers[header] = value
+        return out_headers, resp.body
 
-    async def _no_route(self, name: str, ctx: RequestContext, exc: NoRoute) -> AwsError:
+    async def _no_route(self, name: str, account_id: str, exc: NoRoute) -> AwsError:
         if exc.kind == "variant":
             return RuntimeValidationError(exc.detail)
         status = (
@@ -155,24 +165,22 @@ class RuntimeProtocol:
             else await run_in_threadpool(self._endpoint_status, name)
         )
         if status is None:
-            return RuntimeValidationError(f"Endpoint {name} of account {ctx.account_id} not found.")
+            return RuntimeValidationError(f"Endpoint {name} of account {account_id} not found.")
         return ModelNotReady(
             f"Endpoint {name} is {status}: its model servers are not ready to serve requests. "
             "Retry when DescribeEndpoint says InService."
         )
 
     @staticmethod
-    def _log_url(ctx: RequestContext, name: str) -> str:
+    def _log_url(region: str, name: str) -> str:
         return (
-            f"https://{ctx.region}.console.aws.amazon.com/cloudwatch/home?region={ctx.region}"
+            f"https://{region}.console.aws.amazon.com/cloudwatch/home?region={region}"
             f"#logEventViewer:group=/aws/sagemaker/Endpoints/{name}"
         )
 
     @staticmethod
-    def _log_arn(ctx: RequestContext, name: str) -> str:
-        return (
-            f"arn:aws:logs:{ctx.region}:{ctx.account_id}:log-group:/aws/sagemaker/Endpoints/{name}"
-        )
+    def _log_arn(region: str, account_id: str, name: str) -> str:
+        return f"arn:aws:logs:{region}:{account_id}:log-group:/aws/sagemaker/Endpoints/{name}"
 
     def error_response(self, err: AwsError, request: Request, request_id: str) -> Response:
         body: dict[str, Any] = {
