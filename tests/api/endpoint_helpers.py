@@ -201,18 +201,10 @@ def prepare(
     return name
 
 
-def deploy(
-    server: ServerProcess,
-    archive: bytes,
-    prefix: str = "ep",
-    env: dict[str, str] | None = None,
-    count: int = 1,
-    image: str = PYTORCH_IMAGE,
-    instance_type: str = "ml.t2.medium",
-    variants: list[dict[str, Any]] | None = None,
-) -> str:
-    """Model, config and endpoint of one name; returns it once the endpoint is InService."""
-    name = prepare(server, archive, prefix, env, count, image, instance_type, variants)
+def deploy(server: ServerProcess, archive: bytes, prefix: str = "ep", **options: Any) -> str:
+    """Model, config (``options`` as for :func:`prepare`) and endpoint of one name; returns
+    it once the endpoint is InService."""
+    name = prepare(server, archive, prefix, **options)
     server.client("sagemaker").create_endpoint(EndpointName=name, EndpointConfigName=name)
     wait_status(server, name)
     return name
