@@ -26,6 +26,8 @@ from sageport.runtime.images import resolve_image, with_image_python
 from sageport.runtime.paths import HostPaths, make_tree, rewrite_opt_ml
 from sageport.runtime.preflight import frameworks_for, preflight_argv
 from sageport.scheduler.allocator import HostGrant, grant_notes
+from sageport.scheduler.launchers import check_distribution, host_launch
+from sageport.scheduler.ports import PortBook
 from sageport.storage.objectstore import ObjectStore
 from sageport.storage.transfer import (
     TransferError,
@@ -48,7 +50,7 @@ INHERITED_ENV = (
     "LD_LIBRARY_PATH",
 )
 SANDBOX_OVERLAY = "/tmp/sageport-overlay"
-INSTALL_BUBBLEWRAP = "install bubblewrap (apt-get install -y bubblewrap) for /opt/ml itself"
+INSTALL_BUBBLEWRAP = "Install bubblewrap (apt-get install -y bubblewrap) for a real /opt/ml."
 
 
 def no_sandbox_notes(why: str, host_dir: Path) -> tuple[str, str]:
@@ -57,7 +59,7 @@ def no_sandbox_notes(why: str, host_dir: Path) -> tuple[str, str]:
         f"sageport: no sandbox ({why}); SAGEMAKER_BASE_DIR and every SM_* path point at the "
         f"host folder {host_dir}, and /opt/ml paths in ContainerEntrypoint, "
         "ContainerArguments and Environment are rewritten to it; an /opt/ml path hard-coded in "
-        f"a script is not ({INSTALL_BUBBLEWRAP})"
+        f"a script is not. {INSTALL_BUBBLEWRAP}"
     )
     return log, f"no sandbox: {why}; scripts get SAGEMAKER_BASE_DIR"
 
@@ -87,6 +89,8 @@ class JobContext:
     max_log_bytes: int = DEFAULT_MAX_LOG_BYTES
     sandbox_note: str = ""
     """Why there is no sandbox (when ``sandbox`` is false), for messages that need one."""
+    ports: PortBook | None = None
+    """Where distributed launchers get their ports (None: the preferred ones, unchecked)."""
 
 
 def may_link(job: JobContext) -> bool:
@@ -102,6 +106,7 @@ def host_dirs(job: JobContext, host: str) -> tuple[Path, Path]:
 
 async def stage_host(job: JobContext, host: str, store: ObjectStore) -> tuple[int, int]:
     """Write the tree, code, channels and checkpoints of ``host``; returns (files, bytes)."""
+    check_distribution(job.spec)  # a distribution= sageport does not start fails first
     host_dir, run_dir = host_dirs(job, host)
     paths = HostPaths(host_dir)
     channels = [c["ChannelName"] for c in job.spec.get("InputDataConfig") or []]
@@ -197,16 +202,34 @@ def launch_spec(job: JobContext, host: str, grant: HostGrant) -> tuple[LaunchSpe
         forced_env=gpu_env,
     )
     decoded = hyperparameters.decode(job.spec.get("HyperParameters") or {})
+    program = program_from_hyperparameters(decoded, env)
+    cmd_args = hyperparameters.to_cmd_args(hyperparameters.split(decoded).user)
     plan = plan_launch(
         code_dir=seen.code_dir,
-        program=program_from_hyperparameters(decoded, env),
-        cmd_args=hyperparameters.to_cmd_args(hyperparameters.split(decoded).user),
+        program=program,
+        cmd_args=cmd_args,
         python=runtime.python,
         container_entrypoint=algo.get("ContainerEntrypoint"),
         container_arguments=algo.get("ContainerArguments"),
         listing_dir=HostPaths(host_dir).code_dir,
     )
-    argv = list(plan.argv)
+    # distribution=: torchrun, TF_CONFIG, MASTER_ADDR/PORT (the job's Environment wins)
+    launch = host_launch(
+        job.spec,
+        job_name=job.name,
+        host=host,
+        num_gpus=len(grant.gpus),
+        runtime=runtime,
+        sandbox=job.sandbox,
+        listing_dir=HostPaths(host_dir).code_dir,
+        program=program,
+        cmd_args=cmd_args,
+        ports=job.ports,
+    )
+    own = job.spec.get("Environment") or {}
+    env.update({k: v for k, v in launch.env.items() if k not in own})
+    notes.extend(launch.notes)
+    argv = list(launch.argv or plan.argv)
     if algo.get("ContainerEntrypoint"):
         argv = with_image_python(argv, runtime)  # "python3" means the image's Python
     if not job.sandbox:

@@ -36,10 +36,12 @@ from sageport.clock import Clock
 from sageport.domain import training as T
 from sageport.domain.times import to_datetime
 from sageport.errors import ValidationException
+from sageport.runtime.distribution import launcher_failure_line
 from sageport.runtime.errors import ContractError
 from sageport.scheduler import artifacts, metrics
 from sageport.scheduler.allocator import Allocator, HostGrant, HostRequest, fallback_status
 from sageport.scheduler.hosts import JobContext
+from sageport.scheduler.ports import PortBook
 from sageport.scheduler.queue import JobQueue, QueuedJob
 from sageport.services.jobs import JobService, secondary_of
 from sageport.services.logs import LogService
@@ -136,6 +138,8 @@ class JobRunner:
         self._restored: set[str] = set()
         self._progress_at: dict[str, float] = {}
         self._scanners: dict[str, metrics.MetricScanner] = {}
+        # Ports of distributed launchers (torchrun's master, TF workers), held until the end.
+        self.ports = PortBook()
 
     # -- the loop's entry point -------------------------------------------------------
 
@@ -311,6 +315,7 @@ class JobRunner:
             server_env=self.config.server_env,
             max_log_bytes=self.config.max_log_bytes,
             sandbox_note=self.config.sandbox_note,
+            ports=self.ports,
         )
 
     async def _stage_and_launch(self, job: Resource) -> None:
@@ -394,6 +399,7 @@ class JobRunner:
                     extra={"ended_at": self.clock.now().isoformat()},
                 )
         self.allocator.release(job.name)
+        self.ports.release(job.name)
 
     def _handles(self, job: Resource) -> dict[str, HostHandle]:
         return {h: HostHandle.from_json(v) for h, v in (job.extra.get("hosts") or {}).items()}
@@ -412,6 +418,23 @@ class JobRunner:
                 extra={"exits": {h: e.to_json() for h, e in exits.items() if e}},
             )
             self._spawn(job, self._finish(self.jobs.get(job.name)))
+            return
+        failed = [(h, e) for h, e in exits.items() if e is not None and e.returncode != 0]
+        if failed and not job.extra.get("terminated_at"):
+            # As on SageMaker, one failed instance ends the job: the others would otherwise
+            # wait for it (a distributed job's ranks block in their next collective).
+            host, info = failed[0]
+            streams = job.extra.get("log_streams") or {}
+            for other, stream in streams.items():
+                if exits.get(other) is None:
+                    self._system_log(
+                        stream,
+                        [
+                            f"sageport: {host} failed (exit {info.returncode}); stopping "
+                            f"{other}, as SageMaker ends a job when one of its instances fails"
+                        ],
+                    )
+            self._terminate(job)
             return
         if self._past_deadline(job):
             self.jobs.move(
@@ -438,6 +461,7 @@ class JobRunner:
         if not handles:
             # Stopped before any process started (queued, or staging was interrupted).
             self.allocator.release(job.name)
+            self.ports.release(job.name)
             self.jobs.move(
                 job.name,
                 S.STOPPING,
@@ -471,6 +495,9 @@ class JobRunner:
             h: list(v) for h, v in (job.extra.get("error_tails") or {}).items()
         }
         truncated = dict(job.extra.get("log_truncated") or {})
+        # hosts whose launcher (torchrun) reported a failed worker: what follows is its own
+        # account of it, and the tail keeps the script's error instead
+        frozen = set(job.extra.get("tails_frozen") or [])
         changed = False
         for host, handle in self._handles(job).items():
             exit_info = self.backend.poll(handle)  # poll first: then the log read below is complete
@@ -490,7 +517,14 @@ class JobRunner:
                     streams.get(host, f"{job.name}/{host}"),
                     [(r.timestamp_ms, r.message) for r in records],
                 )
-                errors = [r.message for r in records if r.stream == "stderr"]
+                errors: list[str] = []
+                for r in records:
+                    if r.stream != "stderr" or host in frozen:
+                        continue
+                    if launcher_failure_line(r.message):
+                        frozen.add(host)
+                    else:
+                        errors.append(r.message)
                 if errors:
                     tails[host] = (tails.get(host, []) + errors)[-ERROR_TAIL_LINES:]
                 for r in records:
@@ -504,6 +538,8 @@ class JobRunner:
             exits[host] = exit_info if drained else None
         if changed:
             update: dict[str, Any] = {"log_offsets": offsets, "error_tails": tails}
+            if frozen:
+                update["tails_frozen"] = sorted(frozen)
             series = metrics.MetricSeries(self.config.jobs_dir / self.kind.folder / job.name)
             if series.record(states, points):
                 update["metric_states"] = metrics.dump_states(states)
@@ -528,6 +564,9 @@ class JobRunner:
         """Store artifacts (also for failed and stopped jobs), then end the job."""
         ctx = self._context(job)
         exits = {h: ExitInfo.from_json(e) for h, e in (job.extra.get("exits") or {}).items()}
+        # The host that ended first comes first: after one instance failed and the others were
+        # stopped, the failure reason is its own, not a stopped one's.
+        exits = dict(sorted(exits.items(), key=lambda item: item[1].ended_at))
         status = secondary_of(job)
         extra: dict[str, Any] = {"ended_at": self.clock.now().isoformat()}
         try:
@@ -555,6 +594,7 @@ class JobRunner:
             extra=extra,
         )
         self.allocator.release(job.name)
+        self.ports.release(job.name)
         self._scanners.pop(job.name, None)
         self._progress_at.pop(job.name, None)
 

@@ -47,8 +47,8 @@ def no_sandbox_notes(why: str, host_dir: Path) -> tuple[str, str]:
     log = (
         f"sageport: no sandbox ({why}); LocalPaths under /opt/ml live in the host folder "
         f"{host_dir}, and /opt/ml paths in ContainerEntrypoint, ContainerArguments and "
-        "Environment are rewritten to it; an /opt/ml path hard-coded in the script is not "
-        f"({INSTALL_BUBBLEWRAP})"
+        "Environment are rewritten to it; an /opt/ml path hard-coded in the script is not. "
+        f"{INSTALL_BUBBLEWRAP}"
     )
     status = (
         f"no sandbox: {why}; /opt/ml paths in the command and Environment are rewritten to "
