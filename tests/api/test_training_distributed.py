@@ -224,6 +224,43 @@ def test_multi_worker_mirrored_strategy_gets_tf_config(gpu_server: ServerProcess
     assert len(set(ports)) == 2  # one machine, one loopback: each worker a port of its own
 
 
+@pytest.mark.tensorflow
+@pytest.mark.skipif(importlib.util.find_spec("tensorflow") is None, reason="needs TensorFlow")
+def test_multi_worker_mirrored_strategy_all_reduces_across_instances(
+    gpu_server: ServerProcess,
+) -> None:
+    name = unique("mwms-tf")
+    script = """
+        import json, os
+        import tensorflow as tf
+
+        strategy = tf.distribute.MultiWorkerMirroredStrategy()
+        index = json.loads(os.environ["TF_CONFIG"])["task"]["index"]
+
+        @tf.function
+        def step():
+            context = tf.distribute.get_replica_context()
+            return context.all_reduce("sum", tf.constant(float(index + 1)))
+
+        total = strategy.experimental_local_results(strategy.run(step))[0]
+        print(f"replicas={strategy.num_replicas_in_sync} sum={float(total):g}", flush=True)
+    """
+    submit(
+        gpu_server,
+        name,
+        script,
+        image=TENSORFLOW_IMAGE,
+        hyperparameters={"sagemaker_multi_worker_mirrored_strategy_enabled": True},
+        ResourceConfig=_resources("ml.m5.xlarge", 2),
+    )
+    job = wait(gpu_server, name, timeout=240)
+    assert job["TrainingJobStatus"] == "Completed", job.get("FailureReason") or log_text(
+        gpu_server, name
+    )
+    lines = [x for x in log_lines(gpu_server, name) if x.startswith("replicas=")]
+    assert lines == ["replicas=2 sum=3", "replicas=2 sum=3"]
+
+
 @pytest.mark.parametrize(
     ("hyperparameters", "count", "words"),
     [
