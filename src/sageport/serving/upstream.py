@@ -35,7 +35,8 @@ class _Broken(Exception):
 class _Conn(asyncio.Protocol):
     """One connection to a model server; one request at a time."""
 
-    def __init__(self) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
         self.transport: asyncio.Transport | None = None
         self.closed = False
         self._buf = bytearray()
@@ -74,16 +75,14 @@ class _Conn(asyncio.Protocol):
 
     # -- requests -------------------------------------------------------------------------
 
-    def send(
-        self, payload: bytes, loop: asyncio.AbstractEventLoop
-    ) -> asyncio.Future[tuple[UpstreamResponse, bool]]:
+    def send(self, payload: bytes) -> asyncio.Future[tuple[UpstreamResponse, bool]]:
         assert self.transport is not None
         self._buf.clear()
         self._head = None
         self._start = 0
         self._length = -1
         self._chunks = []
-        self._waiter = waiter = loop.create_future()
+        self._waiter = waiter = self.loop.create_future()
         self.transport.write(payload)
         return waiter
 
@@ -151,7 +150,7 @@ class UpstreamPool:
     async def _connect(self, host: str, port: int) -> _Conn:
         loop = asyncio.get_running_loop()
         try:
-            _, conn = await loop.create_connection(_Conn, host, port)
+            _, conn = await loop.create_connection(lambda: _Conn(loop), host, port)
         except OSError as exc:
             raise UpstreamError(f"cannot connect to {host}:{port}: {exc}") from exc
         return conn
@@ -182,9 +181,9 @@ class UpstreamPool:
         head = f"{method} {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Length: {len(body)}\r\n"
         head += "".join([f"{k}: {v}\r\n" for k, v in headers.items()])
         payload = (head + "\r\n").encode("latin-1") + body
-        loop = asyncio.get_running_loop()
-        waiter = conn.send(payload, loop)
-        timer = loop.call_later(timeout, _expire, waiter)
+        # the connection's loop is the running one (asking for it is a getpid() each time)
+        waiter = conn.send(payload)
+        timer = conn.loop.call_later(timeout, _expire, waiter)
         try:
             response, keep = await waiter
         except TimeoutError:
