@@ -72,8 +72,49 @@ async def read_body(receive: Receive, limit: int) -> bytes:
 
 async def send_answer(send: Send, headers: Mapping[str, str], body: bytes) -> None:
     """A 200 with ``headers`` as given (names lower-cased, values untouched) and a
-    Content-Length: what Starlette's ``Response(body, headers=headers)`` sends."""
+    Content-Length: what Starlette's ``Response(body, headers=headers)`` sends.
+
+    uvicorn writes the head at ``http.response.start`` and the body at
+    ``http.response.body``: two syscalls and two TCP segments, the client woken for each.
+    Where ``send`` is a uvicorn cycle's (it has the connection's ``transport``), the two
+    writes are held and go out as one (:class:`_OneWrite`); anywhere else, as they come.
+    """
     raw = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
     raw.append((b"content-length", str(len(body)).encode("latin-1")))
-    await send({"type": "http.response.start", "status": 200, "headers": raw})
-    await send({"type": "http.response.body", "body": body})
+    cycle = getattr(send, "__self__", None)
+    transport = getattr(cycle, "transport", None)
+    if transport is None or not callable(getattr(transport, "write", None)):
+        await send({"type": "http.response.start", "status": 200, "headers": raw})
+        await send({"type": "http.response.body", "body": body})
+        return
+    held = _OneWrite(transport)
+    cycle.transport = held  # type: ignore[union-attr]
+    try:
+        await send({"type": "http.response.start", "status": 200, "headers": raw})
+        await send({"type": "http.response.body", "body": body})
+    finally:
+        cycle.transport = transport  # type: ignore[union-attr]
+        held.flush()
+
+
+class _OneWrite:
+    """Stands in for a transport while one answer is sent: ``write`` calls are held and
+    joined; anything else asked of it (close, buffer sizes, ...) first flushes what is held,
+    so the bytes reach the real transport in the order they were written."""
+
+    def __init__(self, transport: object) -> None:
+        self._transport = transport
+        self._parts: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        self._parts.append(data)
+
+    def flush(self) -> None:
+        if self._parts:
+            data = self._parts[0] if len(self._parts) == 1 else b"".join(self._parts)
+            self._parts = []
+            self._transport.write(data)  # type: ignore[attr-defined]
+
+    def __getattr__(self, name: str) -> object:
+        self.flush()
+        return getattr(self._transport, name)
