@@ -1,0 +1,128 @@
+"""How a job ends: its outputs uploaded, its final status chosen, what it held given back.
+
+Outputs go up twice: while the job runs, a throttled progress step (``Continuous``
+processing outputs) and, once every host has exited, the kind's ``store_outputs``
+(``model.tar.gz``, output folders), for failed and stopped jobs too, as SageMaker does. The
+final status follows: Stopped (or MaxRuntimeExceeded) for a stopped job, else Failed with a
+reason (the upload's, else the hosts' exits and error tails) or Completed. A job that fails
+before any process started (it can never fit here, staging failed) ends here as well. Every
+end releases the job's resources and launcher ports; nothing else does.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from sageport.backends.base import ExitInfo
+from sageport.domain import training as T
+from sageport.scheduler import artifacts, metrics
+from sageport.scheduler.job_logs import JobLogs
+from sageport.scheduler.job_parts import JobParts
+from sageport.services.jobs import secondary_of
+from sageport.storage.transfer import TransferError
+from sageport.store.errors import StatusConflict
+from sageport.store.resources import Resource
+
+log = logging.getLogger(__name__)
+
+PROGRESS_INTERVAL_S = 1.0
+FAILURE_REASON_MAX = 1024
+S = T.Secondary
+
+
+class JobFinish:
+    """Upload, end and release the jobs of one kind."""
+
+    def __init__(self, parts: JobParts, logs: JobLogs) -> None:
+        self.parts = parts
+        self.logs = logs
+        self._progress_at: dict[str, float] = {}
+
+    def upload_progress(self, job: Resource) -> None:
+        """Start a progress step for a running job, at most once per ``PROGRESS_INTERVAL_S``."""
+        now = time.monotonic()
+        if now - self._progress_at.get(job.name, 0.0) >= PROGRESS_INTERVAL_S:
+            self._progress_at[job.name] = now
+            self.parts.tasks.spawn(job.name, self._progress(job))
+
+    async def _progress(self, job: Resource) -> None:
+        p = self.parts
+        seen = {k: list(v) for k, v in (job.extra.get("uploaded") or {}).items()}
+        before = dict(seen)
+        try:
+            await p.kind.progress(p.context(job), p.store, seen)
+        except (TransferError, OSError) as exc:
+            log.warning("%s %s: progress step failed: %s", p.kind.label, job.name, exc)
+        if seen != before:
+            p.jobs.update(job.name, {"uploaded": seen})
+
+    async def finish(self, job: Resource) -> None:
+        """Store artifacts (also for failed and stopped jobs), then end the job."""
+        p = self.parts
+        ctx = p.context(job)
+        exits = {h: ExitInfo.from_json(e) for h, e in (job.extra.get("exits") or {}).items()}
+        # The host that ended first comes first: after one instance failed and the others were
+        # stopped, the failure reason is its own, not a stopped one's.
+        exits = dict(sorted(exits.items(), key=lambda item: item[1].ended_at))
+        status = secondary_of(job)
+        extra: dict[str, Any] = {"ended_at": p.now()}
+        try:
+            stored = await p.kind.store_outputs(ctx, p.store, p.kind.host_names(job.spec))
+            extra.update(stored)
+        except (TransferError, OSError) as exc:
+            failed = f"Uploading the job's artifacts failed: {exc}"
+            extra["failure_reason"] = failed[:FAILURE_REASON_MAX]
+        states = metrics.load_states(job.extra.get("metric_states"))
+        if states:
+            extra["final_metrics"] = metrics.final_metrics(states)
+        if status is S.STOPPING:
+            end = stopped_status(job)
+        else:
+            reason = extra.get("failure_reason") or artifacts.failure_reason(
+                ctx, exits, self.logs.tails(job)
+            )
+            end = S.FAILED if reason else S.COMPLETED
+            if reason:
+                extra["failure_reason"] = reason
+        p.jobs.move(
+            job.name,
+            status,
+            end,
+            message=extra.get("failure_reason") if end is S.FAILED else None,
+            extra=extra,
+        )
+        p.release(job.name)
+        self.logs.forget(job.name)
+        self._progress_at.pop(job.name, None)
+
+    async def fail_early(self, job: Resource, at: S, reason: str) -> None:
+        """End a job that failed before any of its processes ran (a stop that came first
+        wins: it ends Stopped)."""
+        p = self.parts
+        log.info("%s %s failed before running: %s", p.kind.label, job.name, reason)
+        try:
+            p.jobs.move(
+                job.name,
+                at,
+                S.FAILED,
+                message=reason[:FAILURE_REASON_MAX],
+                extra={"failure_reason": reason[:FAILURE_REASON_MAX], "ended_at": p.now()},
+            )
+        except StatusConflict:
+            current = secondary_of(p.jobs.get(job.name))
+            if current is S.STOPPING:
+                p.jobs.move(job.name, S.STOPPING, S.STOPPED, extra={"ended_at": p.now()})
+        p.release(job.name)
+
+    def end_stopped(self, job: Resource) -> None:
+        """End a job stopped before any process started (queued, or staging interrupted)."""
+        p = self.parts
+        p.release(job.name)
+        p.jobs.move(job.name, S.STOPPING, stopped_status(job), extra={"ended_at": p.now()})
+
+
+def stopped_status(job: Resource) -> S:
+    """How a stopped job ends: MaxRuntimeExceeded when the runtime limit stopped it."""
+    return S.MAX_RUNTIME_EXCEEDED if job.extra.get("stop_reason") == "max_runtime" else S.STOPPED

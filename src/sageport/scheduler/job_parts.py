@@ -1,0 +1,128 @@
+"""What every step of a job's life shares: its kind, the runner's settings and collaborators.
+
+:class:`~sageport.scheduler.jobs.JobRunner` is split by step: starting a job (``job_start``:
+the queue, staging, launch), watching and stopping it (``job_watch``: exits, a failed
+instance, stops, ``MaxRuntimeInSeconds``), shipping its logs (``job_logs``), and ending it
+(``job_finish``: uploads, final status, release). Each step is a small class over one
+:class:`JobParts`, built once per runner. The parts live here, below all of them, so that the
+steps import them without importing the runner or each other's internals.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from sageport.backends.base import DEFAULT_MAX_LOG_BYTES, Backend, HostHandle, LaunchSpec
+from sageport.catalog import Catalog
+from sageport.clock import Clock
+from sageport.scheduler.allocator import Allocator, HostGrant, HostRequest
+from sageport.scheduler.hosts import JobContext
+from sageport.scheduler.job_tasks import JobTasks
+from sageport.scheduler.ports import PortBook
+from sageport.scheduler.queue import JobQueue
+from sageport.services.jobs import JobService
+from sageport.services.logs import LogService
+from sageport.storage.objectstore import ObjectStore
+from sageport.store.resources import Resource
+
+
+@dataclass(frozen=True)
+class RunnerConfig:
+    jobs_dir: Path
+    region: str
+    endpoint_url: str
+    access_key: str
+    secret_key: str
+    images: Mapping[str, str]
+    sandbox: bool
+    sandbox_note: str
+    stop_grace_s: float
+    server_env: Mapping[str, str]
+    max_log_bytes: int = DEFAULT_MAX_LOG_BYTES
+
+
+class JobKind(Protocol):
+    """What one kind of job does at each step; the runner does the rest."""
+
+    label: str
+    folder: str
+    log_group: str
+
+    def hosts(self, catalog: Catalog, spec: Mapping[str, Any]) -> list[HostRequest]: ...
+    def host_names(self, spec: Mapping[str, Any]) -> list[str]: ...
+    async def stage(self, ctx: JobContext, host: str, store: ObjectStore) -> tuple[int, int]: ...
+    def launch(
+        self, ctx: JobContext, host: str, grant: HostGrant
+    ) -> tuple[LaunchSpec, list[str]]: ...
+    async def progress(
+        self, ctx: JobContext, store: ObjectStore, seen: dict[str, list[float]]
+    ) -> None:
+        """Work while the job runs (Continuous outputs); ``seen`` persists with the job."""
+        ...
+
+    async def store_outputs(
+        self, ctx: JobContext, store: ObjectStore, hosts: Sequence[str]
+    ) -> dict[str, Any]: ...
+    def metric_definitions(self, spec: Mapping[str, Any]) -> list[dict[str, str]]: ...
+    def no_sandbox_notes(self, why: str, host_dir: Path) -> tuple[str, str]:
+        """(log line, status-message suffix) for a job that runs without a sandbox: what its
+        code gets instead of /opt/ml, which differs between kinds."""
+        ...
+
+
+@dataclass(frozen=True)
+class JobParts:
+    """The collaborators of one runner (one kind of job), shared by its steps."""
+
+    kind: JobKind
+    jobs: JobService
+    store: ObjectStore
+    logs: LogService
+    backend: Backend
+    allocator: Allocator
+    catalog: Catalog
+    clock: Clock
+    config: RunnerConfig
+    queue: JobQueue
+    """One FIFO over every kind of job that waits (training and processing share it)."""
+    tasks: JobTasks
+    ports: PortBook
+    """Ports of distributed launchers (torchrun's master, TF workers), held until the end."""
+
+    def job_dir(self, name: str) -> Path:
+        return self.config.jobs_dir / self.kind.folder / name
+
+    def context(self, job: Resource) -> JobContext:
+        return JobContext(
+            name=job.name,
+            arn=job.arn,
+            spec=job.spec,
+            job_dir=self.job_dir(job.name),
+            sandbox=bool(job.extra.get("sandbox", self.config.sandbox)),
+            region=self.config.region,
+            endpoint_url=self.config.endpoint_url,
+            access_key=self.config.access_key,
+            secret_key=self.config.secret_key,
+            images=self.config.images,
+            stop_grace_s=self.config.stop_grace_s,
+            server_env=self.config.server_env,
+            max_log_bytes=self.config.max_log_bytes,
+            sandbox_note=self.config.sandbox_note,
+            ports=self.ports,
+        )
+
+    def handles(self, job: Resource) -> dict[str, HostHandle]:
+        """The job's started processes, by host (empty before any started)."""
+        return {h: HostHandle.from_json(v) for h, v in (job.extra.get("hosts") or {}).items()}
+
+    def now(self) -> str:
+        """The clock's time as the job record keeps it (``started_at``, ``ended_at``, ...)."""
+        return self.clock.now().isoformat()
+
+    def release(self, name: str) -> None:
+        """Give back what job ``name`` held: its hosts' resources and its launcher ports."""
+        self.allocator.release(name)
+        self.ports.release(name)

@@ -1,0 +1,174 @@
+"""Getting a job onto its hosts: the queue, the grant, staging and the launch.
+
+A Starting job waits in the one FIFO over every kind (``scheduler.queue``): only the job
+first in line may take resources, and the first that does not fit blocks every later one.
+Admitted, it holds its grants (GPUs, CPUs, memory) and moves to Downloading; staging then
+writes each host's folder and data (a task: it awaits the object store), and the hosts'
+processes are started. Their handles are stored before the move to Training, so a stop that
+comes meanwhile finds them. After a server restart, :meth:`JobStart.restore` re-registers the
+grants a job holds, once per job and process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from sageport.backends.base import HostHandle
+from sageport.domain import training as T
+from sageport.errors import ValidationException
+from sageport.runtime.errors import ContractError
+from sageport.scheduler.allocator import fallback_status
+from sageport.scheduler.hosts import JobContext
+from sageport.scheduler.job_finish import JobFinish
+from sageport.scheduler.job_logs import JobLogs
+from sageport.scheduler.job_parts import JobParts
+from sageport.scheduler.queue import QueuedJob
+from sageport.services.jobs import secondary_of
+from sageport.storage.transfer import TransferError
+from sageport.store.errors import StatusConflict
+from sageport.store.resources import Resource
+
+S = T.Secondary
+
+
+class JobStart:
+    """Admit, stage and launch the jobs of one kind."""
+
+    def __init__(self, parts: JobParts, logs: JobLogs, finish: JobFinish) -> None:
+        self.parts = parts
+        self.logs = logs
+        self.finish = finish
+        self._restored: set[str] = set()
+
+    def waiting(self, active: Sequence[Resource] | None = None) -> list[QueuedJob]:
+        """This kind's jobs that wait for resources (the queue's source)."""
+        p = self.parts
+        jobs = p.jobs.active() if active is None else active
+        return [
+            QueuedJob(j.created_at, p.kind.label, j.name)
+            for j in jobs
+            if secondary_of(j) is S.STARTING and j.name not in p.tasks
+        ]
+
+    def restore(self, job: Resource) -> None:
+        """After a restart, re-register what a job held; once per job and process."""
+        if job.name in self._restored:
+            return
+        self._restored.add(job.name)
+        p = self.parts
+        grants = job.extra.get("grants")
+        if grants and job.name not in p.allocator.holders():
+            lost = p.allocator.restore(job.name, grants)
+            if lost:  # kept on the job's books; the log and the status message say so
+                notes = list(job.extra.get("gpu_warnings") or [])
+                p.jobs.update(job.name, {"gpu_warnings": notes + lost})
+                for stream in (job.extra.get("log_streams") or {}).values():
+                    self.logs.system_log(stream, [f"WARNING: sageport: {n}" for n in lost])
+
+    def admit(self, job: Resource, blocked: bool) -> bool:
+        """FIFO over every kind (``scheduler.queue``): only the job first in line may start;
+        the first that does not fit blocks every later one. One that could never start here
+        (the machine changed since it was accepted) fails instead of blocking the queue.
+        Returns whether the queue is blocked for the jobs after this one."""
+        p = self.parts
+        label = p.kind.label
+        try:
+            hosts = p.kind.hosts(p.catalog, job.spec)
+            never = p.allocator.impossible(hosts)
+        except ValidationException as exc:
+            never = exc.message
+        if never:
+            p.queue.leave(label, job.name)
+            p.tasks.spawn(job.name, self.finish.fail_early(job, S.STARTING, never))
+            return blocked
+        ahead = p.queue.ahead_of(label, job.name)
+        grants = None if ahead else p.allocator.try_allocate(job.name, hosts)
+        if grants is None:
+            waiting = (
+                f"Waiting for {ahead.describe()}, ahead of it in the queue"
+                if ahead
+                else p.allocator.waiting_for(hosts)
+            )
+            if job.extra.get("queue_message") != waiting:
+                p.jobs.update(job.name, {"queue_message": waiting})
+            return True
+        p.queue.leave(label, job.name)
+        warnings = list(dict.fromkeys(fallback_status(g) for g in grants if g.cpu_fallback))
+        p.jobs.move(
+            job.name,
+            S.STARTING,
+            S.DOWNLOADING,
+            extra={
+                "grants": [g.to_json() for g in grants],
+                "sandbox": p.config.sandbox,
+                "admitted_at": p.now(),
+                **({"gpu_warnings": warnings} if warnings else {}),
+            },
+        )
+        self.stage(p.jobs.get(job.name))
+        return False
+
+    def stage(self, job: Resource) -> None:
+        """Start staging a Downloading job (a task a stop may cancel)."""
+        self.parts.tasks.spawn(job.name, self._stage_and_launch(job), staging=True)
+
+    async def _stage_and_launch(self, job: Resource) -> None:
+        p = self.parts
+        ctx = p.context(job)
+        hosts = p.kind.host_names(job.spec)
+        stream_epoch = int(time.time())
+        streams = {h: f"{job.name}/{h}-{stream_epoch}" for h in hosts}
+        self.logs.system_log(streams[hosts[0]], self._intro(job, ctx))
+        handles: dict[str, Any] = {}
+        try:
+            files = size = 0
+            for host in hosts:
+                n, b = await p.kind.stage(ctx, host, p.store)
+                files, size = files + n, size + b
+            self.logs.system_log(
+                streams[hosts[0]], [f"Staged {files} input files ({size / 2**20:.1f} MiB)"]
+            )
+            if secondary_of(p.jobs.get(job.name)) is not S.DOWNLOADING:
+                return  # stopped while staging: JobWatch.stopping() finishes it
+            grants = p.allocator.grants_from_json(job.extra.get("grants", []))
+            for host, grant in zip(hosts, grants, strict=True):
+                spec, notes = p.kind.launch(ctx, host, grant)
+                self.logs.system_log(streams[host], notes)
+                handles[host] = p.backend.start(spec).to_json()
+        except (TransferError, ContractError, OSError, ValueError) as exc:
+            for started in handles.values():  # hosts started before one failed to
+                p.backend.kill(HostHandle.from_json(started))
+            await self.finish.fail_early(job, S.DOWNLOADING, str(exc))
+            return
+        # The handles are stored before the move: a stop that slips in between then finds
+        # the processes (``stopping`` terminates them) instead of leaving them unrecorded.
+        p.jobs.update(
+            job.name,
+            {"hosts": handles, "log_streams": streams, "log_offsets": {}, "started_at": p.now()},
+        )
+        message = T.MESSAGES[S.TRAINING]
+        if not ctx.sandbox:
+            _, note = p.kind.no_sandbox_notes(p.config.sandbox_note, ctx.job_dir / hosts[0])
+            message += f" ({note})"
+        # A stop that came meanwhile wins: JobWatch.stopping() terminates what was started.
+        with contextlib.suppress(StatusConflict):
+            p.jobs.move(job.name, S.DOWNLOADING, S.TRAINING, message=message)
+
+    def _intro(self, job: Resource, ctx: JobContext) -> list[str]:
+        p = self.parts
+        grants = job.extra.get("grants", [])
+        gpus = [g.get("gpus", []) for g in grants]
+        lines = [
+            f"sageport: {p.kind.label} {job.name} on {len(grants)} host(s); GPUs per host: {gpus}"
+        ]
+        if ctx.sandbox:
+            lines.append(
+                "sageport: each host runs in a bubblewrap sandbox with its folder at /opt/ml"
+            )
+        else:
+            host_dir = ctx.job_dir / p.kind.host_names(job.spec)[0]
+            lines.append(p.kind.no_sandbox_notes(p.config.sandbox_note, host_dir)[0])
+        return lines

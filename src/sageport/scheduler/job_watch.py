@@ -1,0 +1,115 @@
+"""A started job until its hosts have exited: exits, a failed instance, stops and the limit.
+
+Each tick a running job's logs are shipped (``job_logs``) and its hosts polled. When every
+host has exited the job moves to Uploading and ``job_finish`` takes over. Before that, three
+things end it early, by terminating its processes (SIGTERM, then SIGKILL after the grace
+time): one host that failed (as on SageMaker, one failed instance ends the job), a
+``StopTrainingJob``/``StopProcessingJob`` (the API moved it to Stopping), and
+``MaxRuntimeInSeconds``, counted from admission so that staging counts too. A stop or the
+limit during staging cancels the staging task instead: nothing has started yet.
+"""
+
+from __future__ import annotations
+
+from sageport.domain import training as T
+from sageport.domain.times import to_datetime
+from sageport.scheduler.job_finish import JobFinish
+from sageport.scheduler.job_logs import JobLogs
+from sageport.scheduler.job_parts import JobParts
+from sageport.store.resources import Resource
+
+S = T.Secondary
+MAX_RUNTIME_MESSAGE = "Stopping: MaxRuntimeInSeconds exceeded"
+
+
+class JobWatch:
+    """Watch, stop and time-limit the started jobs of one kind."""
+
+    def __init__(self, parts: JobParts, logs: JobLogs, finish: JobFinish) -> None:
+        self.parts = parts
+        self.logs = logs
+        self.finish = finish
+
+    def watch(self, job: Resource) -> None:
+        """One tick of a Training job: ship, poll, and move on when its hosts are done."""
+        p = self.parts
+        exits = self.logs.poll_and_ship(job)
+        self.finish.upload_progress(job)
+        if all(e is not None for e in exits.values()):
+            p.jobs.move(
+                job.name,
+                S.TRAINING,
+                S.UPLOADING,
+                extra={"exits": {h: e.to_json() for h, e in exits.items() if e}},
+            )
+            p.tasks.spawn(job.name, self.finish.finish(p.jobs.get(job.name)))
+            return
+        failed = [(h, e) for h, e in exits.items() if e is not None and e.returncode != 0]
+        if failed and not job.extra.get("terminated_at"):
+            # As on SageMaker, one failed instance ends the job: the others would otherwise
+            # wait for it (a distributed job's ranks block in their next collective).
+            host, info = failed[0]
+            streams = job.extra.get("log_streams") or {}
+            for other, stream in streams.items():
+                if exits.get(other) is None:
+                    self.logs.system_log(
+                        stream,
+                        [
+                            f"sageport: {host} failed (exit {info.returncode}); stopping "
+                            f"{other}, as SageMaker ends a job when one of its instances fails"
+                        ],
+                    )
+            self._terminate(job)
+            return
+        if self._stop_past_deadline(job, S.TRAINING):
+            self._terminate(p.jobs.get(job.name))
+
+    def stopping(self, job: Resource) -> None:
+        """One tick of a Stopping job: terminate once, then finish when its hosts are done."""
+        p = self.parts
+        if not p.handles(job):
+            self.finish.end_stopped(job)
+            return
+        if not job.extra.get("terminated_at"):
+            self._terminate(job)
+        exits = self.logs.poll_and_ship(job)
+        if all(e is not None for e in exits.values()):
+            p.jobs.update(job.name, {"exits": {h: e.to_json() for h, e in exits.items() if e}})
+            p.tasks.spawn(job.name, self.finish.finish(p.jobs.get(job.name)))
+
+    def interrupt_staging(self, job: Resource, status: S) -> None:
+        """A stop, or the runtime limit, while staging: cancel it; ``stopping`` ends the job.
+
+        Staging only awaits between files, and nothing has started before it is done, so a
+        cancelled staging leaves no process behind.
+        """
+        task = self.parts.tasks.staging(job.name)
+        if task is None:
+            return
+        if status is S.DOWNLOADING and self._stop_past_deadline(job, S.DOWNLOADING):
+            status = S.STOPPING
+        if status is S.STOPPING:
+            task.cancel()
+
+    def _stop_past_deadline(self, job: Resource, at: S) -> bool:
+        """Move a job past ``MaxRuntimeInSeconds`` (counted from its start on its hosts,
+        staging too) from ``at`` to Stopping, to end MaxRuntimeExceeded; whether it was."""
+        limit = (job.spec.get("StoppingCondition") or {}).get("MaxRuntimeInSeconds")
+        since = job.extra.get("admitted_at") or job.extra.get("started_at")
+        if not limit or not since:
+            return False
+        if (self.parts.clock.now() - to_datetime(since)).total_seconds() <= float(limit):
+            return False
+        self.parts.jobs.move(
+            job.name,
+            at,
+            S.STOPPING,
+            message=MAX_RUNTIME_MESSAGE,
+            extra={"stop_reason": "max_runtime"},
+        )
+        return True
+
+    def _terminate(self, job: Resource) -> None:
+        for handle in self.parts.handles(job).values():
+            self.parts.backend.terminate(handle)
+        self.parts.jobs.update(job.name, {"terminated_at": self.parts.now()})
