@@ -24,8 +24,8 @@ from typing import Any
 from sageport.backends.base import SPEC_FILE, Backend, ExitInfo, HostHandle, LaunchSpec
 from sageport.cli.process import free_port
 from sageport.runtime.images import resolve_image
+from sageport.runtime.process_env import SANDBOX_HOME, ServerAccess, base_env, gpu_env
 from sageport.scheduler.allocator import HostGrant
-from sageport.scheduler.hosts import INHERITED_ENV, _gpu_env
 from sageport.services.logs import LogService
 from sageport.services.models import ModelService
 from sageport.serving.upstream import UpstreamError, UpstreamPool
@@ -46,10 +46,8 @@ class BringUpFailed(Exception):
 @dataclass(frozen=True)
 class EndpointRunnerConfig:
     jobs_dir: Path
-    endpoint_url: str
-    access_key: str
-    secret_key: str
-    region: str
+    access: ServerAccess
+    """How the model servers reach this server (``runtime.process_env``)."""
     images: Mapping[str, str]
     sandbox: bool
     server_env: Mapping[str, str]
@@ -110,18 +108,8 @@ class Instances:
         run_dir.mkdir(parents=True, exist_ok=True)
         overlays = self.config.overlays
         overlays.mkdir(parents=True, exist_ok=True)
-        env = {k: v for k, v in self.config.server_env.items() if k in INHERITED_ENV}
-        env.update(
-            {
-                "AWS_ENDPOINT_URL": self.config.endpoint_url,
-                "AWS_ACCESS_KEY_ID": self.config.access_key,
-                "AWS_SECRET_ACCESS_KEY": self.config.secret_key,
-                "AWS_DEFAULT_REGION": self.config.region,
-                "AWS_REGION": self.config.region,
-                "PYTHONUNBUFFERED": "1",
-                "SAGEPORT_OVERLAY_DIR": str(overlays),
-            }
-        )
+        env = base_env(self.config.server_env, self.config.access, sandbox=self.config.sandbox)
+        env["SAGEPORT_OVERLAY_DIR"] = str(overlays)
         env.update(container.get("Environment") or {})
         try:
             await self._unpack(container.get("ModelDataUrl"), model_dir)
@@ -142,8 +130,8 @@ class Instances:
                     seen_root + env["SAGEMAKER_SUBMIT_DIRECTORY"][len("/opt/ml") :]
                 )
         else:
-            env["HOME"] = "/tmp"
-        env.update(_gpu_env(grant))
+            env["HOME"] = SANDBOX_HOME  # the model's own Environment may not move it
+        env.update(gpu_env(grant.gpus))
         port = free_port()
         spec = LaunchSpec(
             host_dir=host_dir,
@@ -195,7 +183,7 @@ class Instances:
             port = free_port()
             argv = list(spec.argv)
             argv[argv.index("--port") + 1] = str(port)
-            spec = replace(spec, argv=argv, env={**spec.env, **_gpu_env(grant)})
+            spec = replace(spec, argv=argv, env={**spec.env, **gpu_env(grant.gpus)})
             replica["port"] = port
             replica["grant"] = grant.to_json()
         runs = int(replica.get("runs", 0)) + 1

@@ -25,6 +25,7 @@ from sageport.runtime.environment import training_env
 from sageport.runtime.images import resolve_image, with_image_python
 from sageport.runtime.paths import HostPaths, make_tree, rewrite_opt_ml
 from sageport.runtime.preflight import frameworks_for, preflight_argv
+from sageport.runtime.process_env import ServerAccess, base_env, gpu_env
 from sageport.scheduler.allocator import HostGrant, grant_notes
 from sageport.scheduler.launchers import check_distribution, host_launch
 from sageport.scheduler.ports import PortBook
@@ -37,18 +38,6 @@ from sageport.storage.transfer import (
     stage_channel,
 )
 
-#: variables of the server's own environment a job inherits (everything else is explicit).
-INHERITED_ENV = (
-    "PATH",
-    "LANG",
-    "LC_ALL",
-    "LC_CTYPE",
-    "TZ",
-    "TERM",
-    "HOME",
-    "USER",
-    "LD_LIBRARY_PATH",
-)
 SANDBOX_OVERLAY = "/tmp/sageport-overlay"
 INSTALL_BUBBLEWRAP = "Install bubblewrap (apt-get install -y bubblewrap) for a real /opt/ml."
 
@@ -79,10 +68,8 @@ class JobContext:
     spec: Mapping[str, Any]
     job_dir: Path
     sandbox: bool
-    region: str
-    endpoint_url: str
-    access_key: str
-    secret_key: str
+    access: ServerAccess
+    """How the job's processes reach this server (``runtime.process_env``)."""
     images: Mapping[str, str]
     stop_grace_s: float
     server_env: Mapping[str, str]
@@ -175,19 +162,7 @@ def launch_spec(job: JobContext, host: str, grant: HostGrant) -> tuple[LaunchSpe
     algo = job.spec.get("AlgorithmSpecification") or {}
     runtime = resolve_image(algo.get("TrainingImage", ""), job.images)
     notes: list[str] = []
-    gpu_env = _gpu_env(grant)
     notes.extend(grant_notes(grant))  # CPU fallback, CPU pinning, lost GPUs
-    base = {k: v for k, v in job.server_env.items() if k in INHERITED_ENV}
-    if job.sandbox:
-        base["HOME"] = "/tmp"
-    base.update(
-        {
-            "AWS_ENDPOINT_URL": job.endpoint_url,
-            "AWS_ACCESS_KEY_ID": job.access_key,
-            "AWS_SECRET_ACCESS_KEY": job.secret_key,
-            "PYTHONUNBUFFERED": "1",
-        }
-    )
     env = training_env(
         job.spec,
         job_name=job.name,
@@ -196,10 +171,10 @@ def launch_spec(job: JobContext, host: str, grant: HostGrant) -> tuple[LaunchSpe
         paths=seen,
         num_gpus=len(grant.gpus),
         num_cpus=max(1, int(grant.vcpus)),
-        region=job.region,
-        s3_endpoint_url=job.endpoint_url,
-        base_env=base,
-        forced_env=gpu_env,
+        region=job.access.region,
+        s3_endpoint_url=job.access.endpoint_url,
+        base_env=base_env(job.server_env, job.access, sandbox=job.sandbox),
+        forced_env=gpu_env(grant.gpus),
     )
     decoded = hyperparameters.decode(job.spec.get("HyperParameters") or {})
     program = program_from_hyperparameters(decoded, env)
@@ -271,14 +246,3 @@ def launch_spec(job: JobContext, host: str, grant: HostGrant) -> tuple[LaunchSpe
         cpus=list(grant.cpus),
     )
     return spec, notes
-
-
-def _gpu_env(grant: HostGrant) -> dict[str, str]:
-    """Exactly the granted GPUs; none at all for CPU types, as on a real ml.t3 instance."""
-    uuids = ",".join(g.uuid for g in grant.gpus)
-    indices = ",".join(str(g.index) for g in grant.gpus)
-    return {
-        "CUDA_DEVICE_ORDER": "PCI_BUS_ID",
-        "CUDA_VISIBLE_DEVICES": indices,
-        "NVIDIA_VISIBLE_DEVICES": uuids or "void",
-    }

@@ -18,6 +18,7 @@ from typing import Any, Protocol
 from sageport.backends.base import DEFAULT_MAX_LOG_BYTES, Backend, HostHandle, LaunchSpec
 from sageport.catalog import Catalog
 from sageport.clock import Clock
+from sageport.runtime.process_env import ServerAccess
 from sageport.scheduler.allocator import Allocator, HostGrant, HostRequest
 from sageport.scheduler.hosts import JobContext
 from sageport.scheduler.job_tasks import JobTasks
@@ -32,10 +33,8 @@ from sageport.store.resources import Resource
 @dataclass(frozen=True)
 class RunnerConfig:
     jobs_dir: Path
-    region: str
-    endpoint_url: str
-    access_key: str
-    secret_key: str
+    access: ServerAccess
+    """How the jobs' processes reach this server (``runtime.process_env``)."""
     images: Mapping[str, str]
     sandbox: bool
     sandbox_note: str
@@ -102,10 +101,7 @@ class JobParts:
             spec=job.spec,
             job_dir=self.job_dir(job.name),
             sandbox=bool(job.extra.get("sandbox", self.config.sandbox)),
-            region=self.config.region,
-            endpoint_url=self.config.endpoint_url,
-            access_key=self.config.access_key,
-            secret_key=self.config.secret_key,
+            access=self.config.access,
             images=self.config.images,
             stop_grace_s=self.config.stop_grace_s,
             server_env=self.config.server_env,

@@ -26,12 +26,11 @@ from sageport.runtime.errors import ContractError
 from sageport.runtime.images import resolve_image, with_image_python
 from sageport.runtime.paths import rewrite_opt_ml
 from sageport.runtime.preflight import frameworks_for, preflight_argv
+from sageport.runtime.process_env import base_env, gpu_env
 from sageport.scheduler.allocator import HostGrant, grant_notes
 from sageport.scheduler.hosts import (
-    INHERITED_ENV,
     INSTALL_BUBBLEWRAP,
     JobContext,
-    _gpu_env,
     host_dirs,
     may_link,
 )
@@ -164,15 +163,9 @@ def processing_launch_spec(
         )
     argv = with_image_python(argv, runtime)  # "python3" means the image's Python
     overlay = "/tmp/sageport-overlay" if job.sandbox else str(run_dir / "overlay")
-    env = {k: v for k, v in job.server_env.items() if k in INHERITED_ENV}
+    env = base_env(job.server_env, job.access, sandbox=job.sandbox)
     env.update(
         {
-            "AWS_ENDPOINT_URL": job.endpoint_url,
-            "AWS_ACCESS_KEY_ID": job.access_key,
-            "AWS_SECRET_ACCESS_KEY": job.secret_key,
-            "AWS_REGION": job.region,
-            "AWS_DEFAULT_REGION": job.region,
-            "PYTHONUNBUFFERED": "1",
             # `pip install` inside the job lands in this host's overlay, never the server's env.
             "PIP_TARGET": overlay,
             "PYTHONPATH": overlay,
@@ -183,10 +176,8 @@ def processing_launch_spec(
             ),
         }
     )
-    if job.sandbox:
-        env["HOME"] = "/tmp"
     env.update(job.spec.get("Environment") or {})
-    env.update(_gpu_env(grant))
+    env.update(gpu_env(grant.gpus))
     binds: list[tuple[str, str]] = []
     if job.sandbox:
         cwd = OPT_ML

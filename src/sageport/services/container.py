@@ -17,6 +17,7 @@ from sageport.catalog import Catalog, load_catalog
 from sageport.clock import Clock, SystemClock
 from sageport.gpu import GpuInventory
 from sageport.gpu.discovery import discovery_from_env
+from sageport.runtime.process_env import ServerAccess
 from sageport.scheduler.allocator import Allocator, GpuMatching
 from sageport.scheduler.endpoints import EndpointRunner, EndpointRunnerConfig
 from sageport.scheduler.jobs import JobRunner, RunnerConfig
@@ -125,12 +126,15 @@ def build_services(
     sandbox = available and settings.sandbox != "off"
     key = load_or_create(settings.credentials_file)[0]
     processing = ProcessingJobService(db, clock, settings, admission)
-    job_config = RunnerConfig(
-        jobs_dir=settings.jobs_dir,
-        region=settings.region,
+    access = ServerAccess(
         endpoint_url=settings.endpoint_url,
         access_key=key.access_key_id,
         secret_key=key.secret_access_key,
+        region=settings.region,
+    )
+    job_config = RunnerConfig(
+        jobs_dir=settings.jobs_dir,
+        access=access,
         images=settings.images,
         sandbox=sandbox,
         sandbox_note=why if not available else "sandbox = off in settings",
@@ -163,10 +167,7 @@ def build_services(
         clock,
         EndpointRunnerConfig(
             jobs_dir=settings.jobs_dir,
-            endpoint_url=settings.endpoint_url,
-            access_key=key.access_key_id,
-            secret_key=key.secret_access_key,
-            region=settings.region,
+            access=access,
             images=settings.images,
             sandbox=sandbox,
             server_env=env,

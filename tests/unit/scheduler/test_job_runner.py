@@ -19,6 +19,7 @@ from sageport.backends.base import ExitInfo
 from sageport.backends.fake import FakeBackend
 from sageport.catalog import load_catalog
 from sageport.clock import FakeClock
+from sageport.runtime.process_env import ServerAccess
 from sageport.scheduler.allocator import Allocator
 from sageport.scheduler.hosts import JobContext
 from sageport.scheduler.jobs import JobRunner, RunnerConfig
@@ -112,10 +113,7 @@ def rig(tmp_path: Path) -> Iterator[Rig]:
     asyncio.run(store.create_bucket("out", "us-east-1"))
     config = RunnerConfig(
         jobs_dir=settings.jobs_dir,
-        region="us-east-1",
-        endpoint_url="http://127.0.0.1:1",
-        access_key="a",
-        secret_key="s",
+        access=ServerAccess("http://127.0.0.1:1", "a", "s", "us-east-1"),
         images={},
         sandbox=True,
         sandbox_note="",
