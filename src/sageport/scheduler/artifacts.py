@@ -17,7 +17,7 @@ from typing import Any
 
 from sageport.backends.base import ExitInfo
 from sageport.runtime.paths import HostPaths
-from sageport.scheduler.hosts import JobContext, _checkpoint_dir
+from sageport.scheduler.hosts import JobContext, checkpoint_dir
 from sageport.storage.objectstore import ObjectStore
 from sageport.storage.transfer import parse_s3_uri, upload_file, upload_tree
 
@@ -67,7 +67,7 @@ async def store_outputs(
     checkpoint = ctx.spec.get("CheckpointConfig")
     if checkpoint and checkpoint.get("S3Uri"):
         await upload_tree(
-            store, _checkpoint_dir(paths[0], checkpoint), parse_s3_uri(checkpoint["S3Uri"])
+            store, checkpoint_dir(paths[0], checkpoint), parse_s3_uri(checkpoint["S3Uri"])
         )
     return out
 

@@ -22,7 +22,7 @@ from sageport.runtime import hyperparameters
 from sageport.runtime.config_files import all_hosts, config_files, write_config_files
 from sageport.runtime.entrypoint import plan_launch, program_from_hyperparameters
 from sageport.runtime.environment import training_env
-from sageport.runtime.images import resolve_image, with_image_python
+from sageport.runtime.images import RuntimeSpec, resolve_image, with_image_python
 from sageport.runtime.paths import HostPaths, make_tree, rewrite_opt_ml
 from sageport.runtime.preflight import frameworks_for, preflight_argv
 from sageport.runtime.process_env import ServerAccess, base_env, gpu_env
@@ -117,12 +117,14 @@ async def stage_host(job: JobContext, host: str, store: ObjectStore) -> tuple[in
     checkpoint = job.spec.get("CheckpointConfig")
     if checkpoint and checkpoint.get("S3Uri"):
         await download_tree(
-            store, parse_s3_uri(checkpoint["S3Uri"]), _checkpoint_dir(paths, checkpoint)
+            store, parse_s3_uri(checkpoint["S3Uri"]), checkpoint_dir(paths, checkpoint)
         )
     return files, total
 
 
-def _checkpoint_dir(paths: HostPaths, checkpoint: Mapping[str, Any]) -> Path:
+def checkpoint_dir(paths: HostPaths, checkpoint: Mapping[str, Any]) -> Path:
+    """Where ``CheckpointConfig.LocalPath`` lives in the host folder (restored before the
+    run, uploaded after it); a path outside /opt/ml means the default ``checkpoints/``."""
     local = checkpoint.get("LocalPath")
     if not local or local == "/opt/ml/checkpoints":
         return paths.checkpoints_dir
@@ -161,8 +163,7 @@ def launch_spec(job: JobContext, host: str, grant: HostGrant) -> tuple[LaunchSpe
     seen = HostPaths.in_sandbox() if job.sandbox else HostPaths(host_dir)
     algo = job.spec.get("AlgorithmSpecification") or {}
     runtime = resolve_image(algo.get("TrainingImage", ""), job.images)
-    notes: list[str] = []
-    notes.extend(grant_notes(grant))  # CPU fallback, CPU pinning, lost GPUs
+    notes = list(grant_notes(grant))  # CPU fallback, CPU pinning, lost GPUs
     env = training_env(
         job.spec,
         job_name=job.name,
@@ -229,20 +230,41 @@ def launch_spec(job: JobContext, host: str, grant: HostGrant) -> tuple[LaunchSpe
         )
         argv = ["/bin/sh", "-c", f'{steps} && exec "$@"', "sh", *argv]
         notes.append(f"Installing requirements into {overlay}")
+    spec = host_launch_spec(
+        job, host, grant, runtime, argv, env, cwd=str(plan.cwd), hosts=all_hosts(job.spec)
+    )
+    return spec, notes
+
+
+def host_launch_spec(
+    job: JobContext,
+    host: str,
+    grant: HostGrant,
+    runtime: RuntimeSpec,
+    argv: list[str],
+    env: dict[str, str],
+    *,
+    cwd: str,
+    hosts: list[str],
+    extra_binds: list[tuple[str, str]] | None = None,
+) -> LaunchSpec:
+    """The backend request for one host of a job (training or processing) once its command
+    and environment are final: GPU checks run first when it holds GPUs, every host name
+    resolves to this machine, and it is pinned to the grant's CPUs."""
+    host_dir, run_dir = host_dirs(job, host)
     if grant.gpus:
         # GPU checks into the job log first, for the frameworks the image is about
         argv = preflight_argv(runtime.python, argv, frameworks_for(runtime.framework))
-    hosts = all_hosts(job.spec)
-    spec = LaunchSpec(
+    return LaunchSpec(
         host_dir=host_dir,
         argv=argv,
         env=env,
-        cwd=str(plan.cwd),
+        cwd=cwd,
         run_dir=run_dir,
         sandbox=job.sandbox,
         hostnames={h: "127.0.0.1" for h in hosts},
+        extra_binds=list(extra_binds or []),
         stop_grace_s=job.stop_grace_s,
         max_log_bytes=job.max_log_bytes,
         cpus=list(grant.cpus),
     )
-    return spec, notes

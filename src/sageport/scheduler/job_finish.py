@@ -28,7 +28,6 @@ from sageport.store.resources import Resource
 log = logging.getLogger(__name__)
 
 PROGRESS_INTERVAL_S = 1.0
-FAILURE_REASON_MAX = 1024
 S = T.Secondary
 
 
@@ -73,7 +72,7 @@ class JobFinish:
             extra.update(stored)
         except (TransferError, OSError) as exc:
             failed = f"Uploading the job's artifacts failed: {exc}"
-            extra["failure_reason"] = failed[:FAILURE_REASON_MAX]
+            extra["failure_reason"] = failed[: artifacts.FAILURE_LIMIT]
         states = metrics.load_states(job.extra.get("metric_states"))
         if states:
             extra["final_metrics"] = metrics.final_metrics(states)
@@ -107,8 +106,8 @@ class JobFinish:
                 job.name,
                 at,
                 S.FAILED,
-                message=reason[:FAILURE_REASON_MAX],
-                extra={"failure_reason": reason[:FAILURE_REASON_MAX], "ended_at": p.now()},
+                message=reason[: artifacts.FAILURE_LIMIT],
+                extra={"failure_reason": reason[: artifacts.FAILURE_LIMIT], "ended_at": p.now()},
             )
         except StatusConflict:
             current = secondary_of(p.jobs.get(job.name))

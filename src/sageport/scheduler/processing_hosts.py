@@ -25,13 +25,14 @@ from sageport.backends.base import LaunchSpec
 from sageport.runtime.errors import ContractError
 from sageport.runtime.images import resolve_image, with_image_python
 from sageport.runtime.paths import rewrite_opt_ml
-from sageport.runtime.preflight import frameworks_for, preflight_argv
 from sageport.runtime.process_env import base_env, gpu_env
 from sageport.scheduler.allocator import HostGrant, grant_notes
 from sageport.scheduler.hosts import (
     INSTALL_BUBBLEWRAP,
+    SANDBOX_OVERLAY,
     JobContext,
     host_dirs,
+    host_launch_spec,
     may_link,
 )
 from sageport.storage.objectstore import ObjectStore
@@ -162,7 +163,7 @@ def processing_launch_spec(
             "AppSpecification needs a ContainerEntrypoint: without a container image there is no default command."
         )
     argv = with_image_python(argv, runtime)  # "python3" means the image's Python
-    overlay = "/tmp/sageport-overlay" if job.sandbox else str(run_dir / "overlay")
+    overlay = SANDBOX_OVERLAY if job.sandbox else str(run_dir / "overlay")
     env = base_env(job.server_env, job.access, sandbox=job.sandbox)
     env.update(
         {
@@ -186,22 +187,11 @@ def processing_launch_spec(
                 binds.append((str(local_dir(job, host, path)), path))
     else:
         cwd = str(host_dir)
-        argv = [_rewrite(a, host_dir) for a in argv]
-        env = {k: _rewrite(v, host_dir) for k, v in env.items()}
-    if grant.gpus:  # GPU checks into the job log first, as for training jobs
-        argv = preflight_argv(runtime.python, argv, frameworks_for(runtime.framework))
-    spec = LaunchSpec(
-        host_dir=host_dir,
-        argv=argv,
-        env=env,
-        cwd=cwd,
-        run_dir=run_dir,
-        sandbox=job.sandbox,
-        hostnames={h: "127.0.0.1" for h in processing_host_names(job.spec)},
-        extra_binds=binds,
-        stop_grace_s=job.stop_grace_s,
-        max_log_bytes=job.max_log_bytes,
-        cpus=list(grant.cpus),
+        argv = [rewrite_opt_ml(a, host_dir) for a in argv]
+        env = {k: rewrite_opt_ml(v, host_dir) for k, v in env.items()}
+    hosts = processing_host_names(job.spec)
+    spec = host_launch_spec(
+        job, host, grant, runtime, argv, env, cwd=cwd, hosts=hosts, extra_binds=binds
     )
     return spec, grant_notes(grant)  # CPU fallback, CPU pinning, lost GPUs
 
@@ -211,10 +201,6 @@ def _local_paths(spec: Mapping[str, Any]) -> list[str]:
         i["S3Input"]["LocalPath"] for i in spec.get("ProcessingInputs") or [] if i.get("S3Input")
     ]
     return paths + [o["LocalPath"] for o in _outputs(spec)]
-
-
-def _rewrite(value: str, host_dir: Path) -> str:
-    return rewrite_opt_ml(value, host_dir)
 
 
 async def upload_outputs(
