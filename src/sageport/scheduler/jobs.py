@@ -62,21 +62,13 @@ class JobRunner:
     ) -> None:
         self.kind = kind
         self.jobs = jobs
-        self.store = store
-        self.logs = logs
-        self.backend = backend
         self.allocator = allocator
-        self.catalog = catalog
-        self.clock = clock
-        self.config = config
         # One FIFO over every kind of job that waits (training and processing share it).
         self.queue = queue or JobQueue()
-        # Ports of distributed launchers (torchrun's master, TF workers), held until the end.
-        self.ports = PortBook()
         # Every task in flight, per job: a job with any is skipped by tick() (its step is
         # under way).
         self.tasks = JobTasks(kind.label)
-        parts = JobParts(
+        self.parts = parts = JobParts(
             kind=kind,
             jobs=jobs,
             store=store,
@@ -88,7 +80,7 @@ class JobRunner:
             config=config,
             queue=self.queue,
             tasks=self.tasks,
-            ports=self.ports,
+            ports=PortBook(),
         )
         job_logs = JobLogs(parts)
         self.finish = JobFinish(parts, job_logs)
