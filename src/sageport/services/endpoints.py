@@ -130,13 +130,7 @@ class EndpointService:
 
     def list(self, params: dict[str, Any]) -> dict[str, Any]:
         flt = listing.resource_filter(params)
-        with self._db.read() as conn:
-            rows = resources.list_resources(conn, KIND, flt)
-        items, token = listing.page(rows, flt, endpoint_summary)
-        out: dict[str, Any] = {"Endpoints": items}
-        if token:
-            out["NextToken"] = token
-        return out
+        return listing.answer(self._db, KIND, flt, endpoint_summary, "Endpoints")
 
     def update(self, params: dict[str, Any]) -> dict[str, Any]:
         name = params["EndpointName"]

@@ -121,13 +121,7 @@ class JobService:
         if status:
             secondaries = T.secondaries_of(T.JobStatus(status))
             flt = listing.replace_statuses(flt, tuple(s.value for s in secondaries))
-        with self._db.read() as conn:
-            rows = resources.list_resources(conn, self.kind, flt)
-        items, token = listing.page(rows, flt, self.summary)
-        out: dict[str, Any] = {self.summaries_field: items}
-        if token:
-            out["NextToken"] = token
-        return out
+        return listing.answer(self._db, self.kind, flt, self.summary, self.summaries_field)
 
     def stop(self, params: dict[str, Any]) -> dict[str, Any]:
         name = params[self.name_field]

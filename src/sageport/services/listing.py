@@ -13,11 +13,14 @@ import base64
 import binascii
 import json
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from datetime import datetime
 from typing import Any, TypeVar
 
 from sageport.errors import ValidationException
-from sageport.store.resources import ResourceFilter, SortKey
+from sageport.store import resources
+from sageport.store.database import Database
+from sageport.store.resources import Resource, ResourceFilter, SortKey
 
 T = TypeVar("T")
 
@@ -83,6 +86,24 @@ def page(
     return [summarize(row) for row in rows[:size]], token
 
 
+def answer(
+    db: Database,
+    kind: str,
+    flt: ResourceFilter,
+    summarize: Callable[[Resource], dict[str, Any]],
+    field: str,
+) -> dict[str, Any]:
+    """A ``List*`` answer: one page of ``kind``'s summaries as ``field``, and ``NextToken``
+    when another page follows."""
+    with db.read() as conn:
+        rows = resources.list_resources(conn, kind, flt)
+    items, token = page(rows, flt, summarize)
+    out: dict[str, Any] = {field: items}
+    if token:
+        out["NextToken"] = token
+    return out
+
+
 def _time(params: Mapping[str, Any], key: str) -> datetime | None:
     value = params.get(key)
     if value is None:
@@ -94,6 +115,4 @@ def _time(params: Mapping[str, Any], key: str) -> datetime | None:
 
 def replace_statuses(flt: ResourceFilter, statuses: tuple[str, ...]) -> ResourceFilter:
     """``flt`` filtering on stored statuses instead (a public status may map to several)."""
-    from dataclasses import replace
-
     return replace(flt, statuses=statuses)

@@ -95,13 +95,7 @@ class SpecService:
 
     def list(self, params: dict[str, Any]) -> dict[str, Any]:
         flt = listing.resource_filter(params)
-        with self._db.read() as conn:
-            rows = resources.list_resources(conn, self.kind, flt)
-        summaries, token = listing.page(rows, flt, self.summary)
-        result: dict[str, Any] = {self.summaries_field: summaries}
-        if token:
-            result["NextToken"] = token
-        return result
+        return listing.answer(self._db, self.kind, flt, self.summary, self.summaries_field)
 
     def delete(self, params: dict[str, Any]) -> dict[str, Any]:
         found = self.get(params[self.name_field])
