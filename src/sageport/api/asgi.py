@@ -5,8 +5,8 @@ and on a 2-core machine the client, sageport and the model server share it: Star
 middleware, routing and ``Request``/``Response`` objects cost as much as the signature check.
 So the app answers ``POST /endpoints/<name>/invocations`` from the ASGI scope directly: the
 headers are read once (into the dict the verifier needs anyway), the body is taken from
-``receive`` and the answer goes out in two ``send`` calls. Everything else still goes through
-Starlette, and so does every error answer.
+``receive`` and the answer goes out in one write. Every other request still goes through
+Starlette's routing, and error answers are still the runtime protocol's Starlette responses.
 """
 
 from __future__ import annotations
