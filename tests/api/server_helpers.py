@@ -1,7 +1,8 @@
 """Live servers with settings of their own, and the AWS errors their clients raise.
 
 Shared by the API tests: :func:`start_server` writes ``sageport.toml`` and starts a server
-on it, :func:`module_server` is the fixture of a test module that wants one for itself, and
+on it, :func:`module_server` is the fixture of a test module that wants one for itself,
+:func:`apply_sageport_env` gives a test the environment ``eval "$(sageport env)"`` sets, and
 :func:`aws_error` expects a boto3 call to fail with one AWS error code.
 """
 
@@ -29,6 +30,27 @@ def start_server(data_dir: Path, settings: str = FAKE_GPUS, **kwargs: Any) -> Se
     proc = ServerProcess(data_dir, **kwargs)
     proc.start()
     return proc
+
+
+def apply_sageport_env(server: ServerProcess, monkeypatch: pytest.MonkeyPatch) -> None:
+    """For this test only, the environment ``eval "$(sageport env --data-dir ...)"`` sets.
+
+    boto3 keeps one default session per process, with the credentials it resolved first, and
+    ``sagemaker.Session()`` reuses it: in a test process that talked to another server before,
+    it would sign with that server's keys. A user's process has one environment; a test gets a
+    fresh default session to match.
+    """
+    import boto3
+
+    from sageport.cli.serverinfo import env_lines
+    from sageport.settings import Settings
+
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS"):
+        monkeypatch.delenv(name, raising=False)
+    for line in env_lines(Settings(data_dir=server.data_dir)):
+        key, _, value = line.removeprefix("export ").partition("=")
+        monkeypatch.setenv(key, value.strip("'"))
+    monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)
 
 
 def module_server(

@@ -17,12 +17,10 @@ from typing import Any
 
 import pytest
 from processing_helpers import objects, wait_log
-from server_helpers import module_server
+from server_helpers import apply_sageport_env, module_server
 from training_helpers import PYTORCH_IMAGE, put_objects, unique
 
 from sageport.cli.process import ServerProcess
-from sageport.cli.serverinfo import env_lines
-from sageport.settings import Settings
 
 pytestmark = pytest.mark.skipif(
     importlib.util.find_spec("sagemaker") is None, reason="needs the SageMaker SDK 2.x"
@@ -46,11 +44,7 @@ gpu_server = module_server("proc-sdk", name="gpu_server")
 @pytest.fixture
 def session(gpu_server: ServerProcess, monkeypatch: pytest.MonkeyPatch) -> Any:
     """``sagemaker.Session()`` after ``eval "$(sageport env --data-dir ...)"``."""
-    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS"):
-        monkeypatch.delenv(name, raising=False)
-    for line in env_lines(Settings(data_dir=gpu_server.data_dir)):
-        key, _, value = line.removeprefix("export ").partition("=")
-        monkeypatch.setenv(key, value.strip("'"))
+    apply_sageport_env(gpu_server, monkeypatch)
     import sagemaker
 
     return sagemaker.Session()

@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from server_helpers import apply_sageport_env
 from training_helpers import (
     PYTORCH_IMAGE,
     TENSORFLOW_IMAGE,
@@ -319,14 +320,7 @@ def test_the_sdk_pytorch_estimator_with_torch_distributed(
     gpu_server: ServerProcess, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     pytest.importorskip("sagemaker")
-    from sageport.cli.serverinfo import env_lines
-    from sageport.settings import Settings
-
-    for var in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS"):
-        monkeypatch.delenv(var, raising=False)
-    for line in env_lines(Settings(data_dir=gpu_server.data_dir)):
-        key, _, value = line.removeprefix("export ").partition("=")
-        monkeypatch.setenv(key, value.strip("'"))
+    apply_sageport_env(gpu_server, monkeypatch)
     import sagemaker
     from sagemaker.pytorch import PyTorch
 
