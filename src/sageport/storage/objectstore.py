@@ -90,7 +90,8 @@ class ObjectRange:
     info: ObjectInfo
     start: int
     end: int  # inclusive; ``-1`` for an empty object
-    body: AsyncIterator[bytes]
+    #: the bytes, in pieces; the local store's are views of the mapped file (no copy)
+    body: AsyncIterator[bytes | memoryview]
 
 
 def byte_range(size: int, first: int | None, last: int | None) -> tuple[int, int]:

@@ -14,7 +14,7 @@ import pytest
 
 from sageport.storage import files
 
-BIG = os.urandom(2 * files.CHUNK + 12345)
+BIG = os.urandom(2 * max(files.CHUNK, files.STREAM_WINDOW) + 12345)
 
 
 async def pieces(data: bytes, size: int = 64 * 1024) -> AsyncIterator[bytes]:
@@ -53,9 +53,9 @@ def test_stream_reads_a_range_across_chunks(tmp_path: Path) -> None:
     async def read(start: int, length: int) -> list[bytes]:
         return [c async for c in files.stream(open(path, "rb"), start, length)]
 
-    got = asyncio.run(read(100, files.CHUNK + 7))
-    assert b"".join(got) == BIG[100 : 100 + files.CHUNK + 7]
-    assert [len(c) for c in got] == [files.CHUNK, 7]
+    got = asyncio.run(read(100, files.STREAM_WINDOW + 7))
+    assert b"".join(got) == BIG[100 : 100 + files.STREAM_WINDOW + 7]
+    assert [len(c) for c in got] == [files.STREAM_WINDOW, 7]
     assert b"".join(asyncio.run(read(0, len(BIG)))) == BIG
     assert asyncio.run(read(5, 0)) == []
 
@@ -71,5 +71,29 @@ def test_stream_closed_early_closes_the_file(tmp_path: Path) -> None:
         await body.aclose()  # a client that hangs up: a read-ahead is in flight
         return chunk
 
-    assert asyncio.run(first_chunk()) == BIG[: files.CHUNK]
+    assert asyncio.run(first_chunk()) == BIG[: files.STREAM_WINDOW]
     assert fh.closed
+
+
+def test_a_window_keeps_the_bytes_it_was_opened_on(tmp_path: Path) -> None:
+    """A GET under way while the object is overwritten (rename over) or deleted sends the
+    version it opened: the mapping holds the old file, not the name."""
+    path = tmp_path / "blob"
+    path.write_bytes(BIG)
+    with open(path, "rb") as fh:
+        view = files.window(fh, 4097, 1000)
+    newer = tmp_path / "newer"
+    newer.write_bytes(b"x" * len(BIG))
+    os.replace(newer, path)
+    assert bytes(view) == BIG[4097:5097]
+    path.unlink()
+    assert bytes(view) == BIG[4097:5097]
+
+
+def test_a_window_that_cannot_be_mapped_is_read(tmp_path: Path) -> None:
+    """Where mmap refuses (here: a window past the end of the file), the bytes are read."""
+    path = tmp_path / "blob"
+    path.write_bytes(b"abcdef")
+    with open(path, "rb") as fh:
+        assert files.window(fh, 2, 100) == b"cdef"
+        assert files.window(fh, 6, 100) == b""
