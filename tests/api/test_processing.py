@@ -421,6 +421,33 @@ def test_duplicate_name_is_resource_in_use(server: ServerProcess) -> None:
     wait(server, name)
 
 
+def test_delete_only_finished_jobs_and_their_folders_go_with_them(server: ServerProcess) -> None:
+    sm = server.client("sagemaker")
+    done, running = unique("proc-del-done"), unique("proc-del-running")
+    submit(server, done, "print('done')\n")
+    submit(server, running, "import time\nprint('running', flush=True)\ntime.sleep(60)\n")
+    assert wait(server, done)["ProcessingJobStatus"] == "Completed"
+    wait_log(server, running, "running")
+
+    error = _error(sm.delete_processing_job, ProcessingJobName=running)
+    assert error["Code"] == "ValidationException"
+    assert "InProgress" in error["Message"]
+
+    folder = server.data_dir / "jobs" / "processing" / done
+    assert folder.is_dir()
+    sm.delete_processing_job(ProcessingJobName=done)
+    assert not folder.exists()
+    error = _error(sm.describe_processing_job, ProcessingJobName=done)
+    assert error == {"Code": "ValidationException", "Message": "Requested resource not found."}
+    assert sm.list_processing_jobs(NameContains=done)["ProcessingJobSummaries"] == []
+    assert _error(sm.delete_processing_job, ProcessingJobName=done)["Code"] == "ValidationException"
+
+    sm.stop_processing_job(ProcessingJobName=running)
+    assert wait(server, running, timeout=30)["ProcessingJobStatus"] == "Stopped"
+    sm.delete_processing_job(ProcessingJobName=running)
+    assert not (server.data_dir / "jobs" / "processing" / running).exists()
+
+
 def test_list_filters_and_sorts(server: ServerProcess) -> None:
     sm = server.client("sagemaker")
     tag = unique("proc-list")

@@ -222,3 +222,31 @@ def test_delete_training_job(server: ServerProcess) -> None:
     sm.stop_training_job(TrainingJobName=running)
     assert wait(server, running, timeout=30)["TrainingJobStatus"] == "Stopped"
     sm.delete_training_job(TrainingJobName=running)
+
+
+def test_deleting_a_job_frees_its_folder_and_its_name_starts_clean(server: ServerProcess) -> None:
+    """The host folders go with the record: a new job of the same name must not find the old
+    one's model files or launcher state (its exit status would read as the new job's)."""
+    sm = server.client("sagemaker")
+    name = unique("del-reuse")
+    first = """
+        import os
+        open(os.path.join(os.environ["SM_MODEL_DIR"], "old.txt"), "w").write("old")
+    """
+    submit(server, name, first)
+    wait_completed(server, name)
+    job_folder = server.data_dir / "jobs" / "training" / name
+    assert job_folder.is_dir()
+
+    sm.delete_training_job(TrainingJobName=name)
+    assert not job_folder.exists()
+
+    second = """
+        import os, time
+        time.sleep(1)
+        found = sorted(os.listdir(os.environ["SM_MODEL_DIR"]))
+        open(os.path.join(os.environ["SM_MODEL_DIR"], "new.txt"), "w").write(",".join(found))
+    """
+    submit(server, name, second)
+    job = wait_completed(server, name)
+    assert model_files(server, job) == {"new.txt": b""}

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import shutil
 from collections.abc import Sequence
 
 from sageport.backends.base import Backend
@@ -123,6 +124,12 @@ class JobRunner:
 
     async def cancel(self) -> None:
         await self.tasks.cancel()
+
+    def forget(self, name: str) -> None:
+        """Remove a deleted job's host folders (staged inputs, model copies, launcher files);
+        its logs and artifacts are elsewhere and stay. Only finished jobs can be deleted, so
+        no step of this runner still uses them."""
+        shutil.rmtree(self.parts.job_dir(name), ignore_errors=True)
 
     def _waiting(self, active: Sequence[Resource] | None = None) -> list[QueuedJob]:
         return self.start.waiting(active)

@@ -61,12 +61,15 @@ class JobService:
         settings: Settings,
         admission: Admission,
         wake: Callable[[], None] = lambda: None,
+        forget: Callable[[str], None] = lambda name: None,
     ) -> None:
         self._db = db
         self._clock = clock
         self._settings = settings
         self._admission = admission
         self.wake = wake
+        #: removes what the scheduler keeps of a deleted job (its host folders)
+        self.forget = forget
 
     def arn(self, name: str) -> str:
         return sagemaker_arn(self._settings.region, self._settings.account_id, self.arn_type, name)
@@ -152,6 +155,9 @@ class JobService:
             )
         with self._db.begin() as conn:
             resources.delete_resource(conn, self.kind, name)
+        # A job created later under the same name must start from empty folders: the old
+        # launcher files there would read as its exit status.
+        self.forget(name)
         return {}
 
     # -- what a kind adds ----------------------------------------------------------------

@@ -23,3 +23,8 @@ def list_processing_jobs(ctx: RequestContext, params: Params) -> Result:
 @operation("StopProcessingJob")
 def stop_processing_job(ctx: RequestContext, params: Params) -> Result:
     return ctx.services.processing.stop(params)
+
+
+@operation("DeleteProcessingJob")
+def delete_processing_job(ctx: RequestContext, params: Params) -> Result:
+    return ctx.services.processing.delete(params)
