@@ -3,17 +3,22 @@
 Entry points the toolkit knows (``.sh``, ``requirements.txt`` installed into the job's own
 overlay), ``ContainerEntrypoint``, ``MetricDefinitions`` → ``FinalMetricDataList``, a log
 flood whose end must not be lost, the times SageMaker reports once a job ended, and
-DeleteTrainingJob.
+DeleteTrainingJob, and a server whose Python lives in a venv under /tmp.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import shutil
+import subprocess
 import sys
+import tempfile
+from pathlib import Path
 from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
+from server_helpers import start_server
 from training_helpers import (
     PYTORCH_IMAGE,
     log_lines,
@@ -250,3 +255,31 @@ def test_deleting_a_job_frees_its_folder_and_its_name_starts_clean(server: Serve
     submit(server, name, second)
     job = wait_completed(server, name)
     assert model_files(server, job) == {"new.txt": b""}
+
+
+@pytest.mark.skipif(shutil.which("bwrap") is None, reason="needs bubblewrap")
+def test_a_server_run_from_a_venv_under_tmp_runs_sandboxed_jobs(tmp_path: Path) -> None:
+    """The sandbox has a /tmp of its own: the venv's interpreter must still be there."""
+    venv = Path(tempfile.mkdtemp(prefix="sageport-venv-", dir="/tmp"))
+    try:
+        # --system-site-packages: this environment's sageport and its dependencies
+        args = ["--without-pip", "--system-site-packages", str(venv)]
+        subprocess.run([sys.executable, "-m", "venv", *args], check=True)
+        python = str(venv / "bin" / "python")
+        server = start_server(tmp_path / "data", "", python=python)
+        try:
+            name = unique("tmp-venv")
+            script = """
+                import json, os, sys
+                with open(os.path.join(os.environ["SM_MODEL_DIR"], "report.json"), "w") as f:
+                    json.dump({"python": sys.executable, "prefix": sys.prefix,
+                               "model_dir": os.environ["SM_MODEL_DIR"]}, f)
+            """
+            submit(server, name, script)
+            job = wait_completed(server, name)
+            seen = report(server, job)
+            assert seen == {"python": python, "prefix": str(venv), "model_dir": "/opt/ml/model"}
+        finally:
+            server.stop()
+    finally:
+        shutil.rmtree(venv)

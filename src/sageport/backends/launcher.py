@@ -228,11 +228,37 @@ def sandbox_argv(spec: dict[str, Any], run_dir: Path, bwrap: str, info_fd: int) 
     args += privilege_args()
     args += mirror_args("/", targets)
     args += ["--dev-bind", "/dev", "/dev", "--proc", "/proc", "--bind", str(tmp), "/tmp"]
+    for path in tmp_roots(spec["argv"][0]):
+        args += ["--ro-bind", path, path]
     args += ["--bind", str(spec["host_dir"]), SANDBOX_ROOT]
     for src, dst in binds:
         args += ["--bind", src, dst]
     args += ["--ro-bind", str(hosts), "/etc/hosts", "--chdir", str(spec["cwd"]), "--"]
     return args + [str(a) for a in spec["argv"]]
+
+
+def tmp_roots(program: str) -> list[str]:
+    """Host folders under ``/tmp`` the child cannot run without, outermost only.
+
+    The sandbox's ``/tmp`` is private, so an interpreter in a venv under ``/tmp`` (a CI
+    workspace, a throw-away checkout) would vanish inside it ("execvp ... No such file").
+    These are the program's installation (``bin/..`` for a program in a ``bin`` folder, else
+    its folder; through its symlink too), this Python's prefixes (the server's, which jobs use
+    by default) and the folder sageport's code is imported from (the pre-flight and shims run
+    from there); each found under ``/tmp`` is bound read-only at the same path.
+    """
+    candidates = [sys.prefix, sys.base_prefix, str(Path(__file__).resolve().parents[2])]
+    if os.path.isabs(program):
+        for path in (program, os.path.realpath(program)):
+            folder = os.path.dirname(path)
+            candidates.append(
+                os.path.dirname(folder) if os.path.basename(folder) == "bin" else folder
+            )
+    roots: list[str] = []
+    for path in sorted({os.path.normpath(c) for c in candidates}):
+        if path.startswith("/tmp/") and os.path.isdir(path) and not _is_under(path, roots):
+            roots.append(path)
+    return roots
 
 
 def privilege_args() -> list[str]:

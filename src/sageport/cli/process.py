@@ -30,9 +30,14 @@ class ServerProcess:
     """A ``sageport serve`` child on ``data_dir``; ``start()``/``stop()`` may be repeated."""
 
     def __init__(
-        self, data_dir: Path, port: int | None = None, region: str = DEFAULT_REGION
+        self,
+        data_dir: Path,
+        port: int | None = None,
+        region: str = DEFAULT_REGION,
+        python: str = sys.executable,
     ) -> None:
         self.data_dir = data_dir
+        self.python = python
         self.port = port or free_port()
         self.region = region
         self.url = f"http://127.0.0.1:{self.port}"
@@ -42,7 +47,7 @@ class ServerProcess:
     def start(self, timeout: float = 30.0) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         cmd = [
-            sys.executable,
+            self.python,
             "-m",
             "sageport",
             "serve",

@@ -5,7 +5,10 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import shutil
 import signal
+import sys
+import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -13,7 +16,7 @@ from pathlib import Path
 import pytest
 from backend_helpers import MakeSpec, running, wait_exit, wait_file
 
-from sageport.backends.launcher import sandbox_argv
+from sageport.backends.launcher import sandbox_argv, tmp_roots
 from sageport.backends.local import LocalBackend, probe_sandbox
 
 AVAILABLE, WHY = probe_sandbox()
@@ -107,6 +110,29 @@ def test_sandbox_argv_mirrors_the_root_and_binds_opt_ml(tmp_path: Path) -> None:
     hosts = (tmp_path / "hosts").read_text().splitlines()
     assert hosts[2] == "127.0.0.1 algo-1 algo-2"
     assert json.dumps(argv)  # plain strings only
+
+
+def test_an_interpreter_under_tmp_is_bound_into_the_private_tmp(tmp_path: Path) -> None:
+    """The sandbox's /tmp is its own, so a venv there would vanish for the job."""
+    venv = Path(tempfile.mkdtemp(prefix="sageport-venv-", dir="/tmp"))
+    try:
+        (venv / "bin").mkdir()
+        python = venv / "bin" / "python"
+        python.symlink_to(sys.executable)
+        (venv / "lib").mkdir()
+        roots = tmp_roots(str(python))
+        assert str(venv) in roots
+        assert all(root.startswith("/tmp/") for root in roots)
+        assert tmp_roots("/usr/bin/python3") == tmp_roots("python3")  # only our own prefixes
+
+        spec = {"host_dir": str(tmp_path / "host"), "argv": [str(python), "train.py"], "cwd": "/"}
+        argv = sandbox_argv(spec, tmp_path, "/usr/bin/bwrap", 5)
+        pairs = list(itertools.pairwise(argv))
+        assert ("--ro-bind", str(venv)) in pairs
+        # after the private /tmp is mounted, or the bind would be hidden under it
+        assert argv.index(str(venv)) > argv.index(str(tmp_path / "tmp"))
+    finally:
+        shutil.rmtree(venv)
 
 
 @needs_sandbox
