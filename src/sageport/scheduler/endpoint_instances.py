@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
-import tarfile
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
@@ -23,6 +22,7 @@ from typing import Any
 
 from sageport.backends.base import SPEC_FILE, Backend, ExitInfo, HostHandle, LaunchSpec
 from sageport.cli.process import free_port
+from sageport.runtime import archives
 from sageport.runtime.images import resolve_image
 from sageport.runtime.process_env import SANDBOX_HOME, ServerAccess, base_env, gpu_env
 from sageport.scheduler.allocator import HostGrant
@@ -283,7 +283,7 @@ class Instances:
         archive = dest.parent / f".{dest.name}.download"
         try:
             await fetch_object(self.store, s3.bucket, s3.key, archive, link=True)
-            await asyncio.to_thread(_extract, archive, dest)
+            await asyncio.to_thread(archives.extract, archive, dest)
         except Exception as exc:
             raise TransferError(f"could not unpack {uri}: {exc}") from exc
         finally:
@@ -334,8 +334,3 @@ def fit_reason(head: str, detail: str, limit: int = FAILURE_REASON_MAX) -> str:
 def _read_spec(run_dir: Path) -> dict[str, Any]:
     data: dict[str, Any] = json.loads((run_dir / SPEC_FILE).read_text())
     return data
-
-
-def _extract(archive: Path, dest: Path) -> None:
-    with tarfile.open(archive) as tar:
-        tar.extractall(dest, filter="data")

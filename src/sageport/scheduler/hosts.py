@@ -18,7 +18,7 @@ from typing import Any
 
 from sageport.backends.base import DEFAULT_MAX_LOG_BYTES, LaunchSpec
 from sageport.backends.local import read_only_holds
-from sageport.runtime import hyperparameters
+from sageport.runtime import archives, hyperparameters
 from sageport.runtime.config_files import all_hosts, config_files, write_config_files
 from sageport.runtime.entrypoint import plan_launch, program_from_hyperparameters
 from sageport.runtime.environment import training_env
@@ -149,8 +149,7 @@ async def _unpack_code(job: JobContext, paths: HostPaths, store: ObjectStore) ->
         except Exception as exc:
             raise TransferError(f"Could not download the source directory {submit}: {exc}") from exc
         try:
-            with tarfile.open(archive) as tar:
-                tar.extractall(paths.code_dir, filter="data")
+            archives.extract(archive, paths.code_dir)
         except (tarfile.TarError, OSError) as exc:
             raise TransferError(
                 f"The source directory {submit} is not a readable tar.gz: {exc}"
