@@ -12,6 +12,7 @@ grants a job holds, once per job and process.
 from __future__ import annotations
 
 import contextlib
+import logging
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -31,6 +32,7 @@ from sageport.storage.transfer import TransferError
 from sageport.store.errors import StatusConflict
 from sageport.store.resources import Resource
 
+log = logging.getLogger(__name__)
 S = T.Secondary
 
 
@@ -138,10 +140,19 @@ class JobStart:
                 spec, notes = p.kind.launch(ctx, host, grant)
                 self.logs.system_log(streams[host], notes)
                 handles[host] = p.backend.start(spec).to_json()
-        except (TransferError, ContractError, OSError, ValueError) as exc:
+        except Exception as exc:
             for started in handles.values():  # hosts started before one failed to
                 p.backend.kill(HostHandle.from_json(started))
-            await self.finish.fail_early(job, S.DOWNLOADING, str(exc))
+            reason = str(exc)
+            if not isinstance(exc, TransferError | ContractError | OSError | ValueError):
+                # a sageport bug: the job fails once, saying so, instead of being retried
+                # (and failing the same way) on every tick
+                log.error("%s %s: staging failed", p.kind.label, job.name, exc_info=exc)
+                reason = (
+                    f"InternalServerError: sageport failed while preparing the job "
+                    f"({type(exc).__name__}: {exc}); the server's log has the traceback"
+                )
+            await self.finish.fail_early(job, S.DOWNLOADING, reason)
             return
         # The handles are stored before the move: a stop that slips in between then finds
         # the processes (``stopping`` terminates them) instead of leaving them unrecorded.

@@ -2,7 +2,7 @@
 
 The runner is driven tick by tick, as the scheduler loop drives it, on a real database and a
 real object store; only the processes are fake (``FakeBackend``), and the job kind is the
-training kind with two hooks: staging can be held at a gate, and storing outputs is counted.
+training kind with hooks: staging can be held at a gate or fail, and storing outputs is counted.
 """
 
 from __future__ import annotations
@@ -36,15 +36,21 @@ IMAGE = "763104351884.dkr.ecr.us-east-1.amazonaws.com/pytorch-training:2.1.0-cpu
 
 
 class GatedKind(TrainingKind):
-    """Training, except that staging waits for ``gate`` and ``store_outputs`` is counted."""
+    """Training, except that staging waits for ``gate`` (or raises ``stage_error``, counting
+    the attempts) and ``store_outputs`` is counted."""
 
     def __init__(self) -> None:
         self.gate = asyncio.Event()
         self.gate.set()
         self.staged: list[str] = []
         self.stored = 0
+        self.stage_error: Exception | None = None
+        self.stage_attempts = 0
 
     async def stage(self, ctx: JobContext, host: str, store: ObjectStore) -> tuple[int, int]:
+        self.stage_attempts += 1
+        if self.stage_error is not None:
+            raise self.stage_error
         await self.gate.wait()
         self.staged.append(host)
         return await super().stage(ctx, host, store)
@@ -175,3 +181,21 @@ def test_max_runtime_counts_staging_time(rig: Rig) -> None:
     assert "Stopping" in [t["Status"] for t in job["SecondaryStatusTransitions"]]
     assert job["BillableTimeInSeconds"] == 61
     assert rig.backend.hosts == {}
+
+
+def test_an_unexpected_error_while_staging_fails_the_job_once(rig: Rig) -> None:
+    """A sageport bug (here a TypeError, as an older Python's tarfile gave) must end the job
+    with a reason, not leave it Downloading and retry the same failure on every tick."""
+
+    async def run() -> None:
+        rig.kind.stage_error = TypeError("extractall() got an unexpected keyword argument")
+        rig.create("bug")
+        await rig.until("bug", "Failed")
+        await rig.ticks(5)
+
+    asyncio.run(run())
+    assert rig.kind.stage_attempts == 1
+    job = rig.jobs.describe({"TrainingJobName": "bug"})
+    assert job["FailureReason"].startswith("InternalServerError: sageport failed while preparing")
+    assert "TypeError: extractall() got an unexpected keyword argument" in job["FailureReason"]
+    assert "bug" not in rig.runner.allocator.holders()
