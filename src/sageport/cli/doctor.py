@@ -45,6 +45,7 @@ def doctor_command(
 
 def _print_table(report: DoctorReport) -> None:
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     table = Table(title="sageport doctor", show_lines=False)
@@ -54,7 +55,9 @@ def _print_table(report: DoctorReport) -> None:
     table.add_column("fix", overflow="fold")
     for check in report.checks:
         style = _STYLE[check.verdict]
-        table.add_row(check.name, f"[{style}]{check.verdict.value}[/]", check.detail, check.fix)
+        # escaped: "pip install 'sageport[gpu]'" is text, not a rich style tag
+        cells = (escape(check.name), f"[{style}]{check.verdict.value}[/]")
+        table.add_row(*cells, escape(check.detail), escape(check.fix))
     console = Console()
     console.print(table)
     verdict = "a usable GPU is present" if report.gpu_usable else "no usable GPU"

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 
 def _doctor(
@@ -59,3 +62,15 @@ def test_a_bad_setting_is_one_line_and_exit_2(tmp_path: Path) -> None:
         f"sageport doctor: {tmp_path / 'sageport.toml'}: "
         """sandbox must be "auto" or "off", not 'maybe'"""
     )
+
+
+def test_the_table_prints_fixes_with_their_brackets(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """rich reads "[gpu]" as a style tag: unescaped, the fix said pip install 'sageport'."""
+    if importlib.util.find_spec("pynvml") is not None:
+        pytest.skip("nvidia-ml-py is installed: no fix to print")
+    monkeypatch.setenv("COLUMNS", "300")  # one line per row: nothing folded mid-word
+    done = _doctor(tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "pip install 'sageport[gpu]' (installs nvidia-ml-py)" in done.stdout
