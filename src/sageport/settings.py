@@ -148,6 +148,11 @@ class Settings:
         return self.data_dir / "credentials.json"
 
     @property
+    def server_lock_file(self) -> Path:
+        """Held (``flock``) by the server using this folder: one server per data folder."""
+        return self.data_dir / "server.lock"
+
+    @property
     def server_file(self) -> Path:
         """Where a running server records its address, for ``sageport env``."""
         return self.data_dir / "server.json"

@@ -2,7 +2,8 @@
 
 The address comes from ``--host``/``--port`` if given, else from ``sageport.toml``, else the
 defaults; whatever the server binds is what ``server.json`` records, what ``sageport env``
-prints and what jobs get as ``AWS_ENDPOINT_URL``.
+prints and what jobs get as ``AWS_ENDPOINT_URL``. One server per data folder; a record
+left by a server that is gone is not what ``sageport env`` prints.
 """
 
 from __future__ import annotations
@@ -144,3 +145,45 @@ def test_bad_sandbox_host_or_port_values_stop_the_server_with_one_line(tmp_path:
         env = _sageport("env", "--data-dir", str(data))  # other commands say it alike
         assert env.returncode == 2
         assert env.stderr.strip() == f"sageport env: {data / 'sageport.toml'}: {message}"
+
+
+def test_a_second_server_on_the_same_data_folder_is_refused(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    with _serving(data, "--port", "0") as url:
+        recorded = json.loads((data / "server.json").read_text())
+        done = _sageport("serve", "--data-dir", str(data), "--port", "0")
+        assert done.returncode == 2
+        (line,) = done.stderr.strip().splitlines()
+        assert line == (
+            f"sageport serve: another sageport server is using {data} "
+            f"(pid {recorded['pid']}, {url}); stop it, or give this one its own --data-dir"
+        )
+        assert _healthy(url)
+        assert json.loads((data / "server.json").read_text()) == recorded
+        quick = _sageport("quickstart", "--data-dir", str(data))
+        assert quick.returncode == 2
+        assert f"already running on {data} (pid {recorded['pid']}, {url})" in quick.stderr
+    # stopped: its record goes with it, and the folder is free again
+    assert not (data / "server.json").exists()
+    with _serving(data, "--port", "0") as again:
+        assert _healthy(again)
+
+
+def test_env_ignores_the_record_of_a_server_that_is_gone(tmp_path: Path) -> None:
+    """A crashed server (or a quickstart's scratch one) leaves server.json behind: `sageport
+    serve & eval "$(sageport env)"` must not point at its dead port meanwhile."""
+    data = tmp_path / "data"
+    data.mkdir()
+    port = free_port()
+    (data / "sageport.toml").write_text(f"port = {port}\n")
+    gone = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    dead = {"endpoint_url": "http://127.0.0.1:1", "pid": int(gone.stdout), "region": "us-east-1"}
+    (data / "server.json").write_text(json.dumps(dead))
+    assert _env_url(data) == f"http://127.0.0.1:{port}"
+    with _serving(data) as url:
+        assert _env_url(data) == url == f"http://127.0.0.1:{port}"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import logging
+import signal
 from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, NoReturn
@@ -49,7 +50,13 @@ def serve(
     import uvicorn
 
     from sageport.api.app import create_app
-    from sageport.cli.serverinfo import listen_address, write_server_files
+    from sageport.cli.serverinfo import (
+        DataDirBusy,
+        hold_data_dir,
+        listen_address,
+        remove_server_file,
+        write_server_files,
+    )
     from sageport.services.container import StartupError
 
     # One source of truth for the address: the flag if given, else sageport.toml, else the
@@ -59,6 +66,10 @@ def serve(
         settings = replace(settings, host=host)
     if port is not None:
         settings = replace(settings, port=port)
+    try:
+        lock = hold_data_dir(settings)  # held until this process exits
+    except DataDirBusy as exc:
+        _fail(f"sageport serve: {exc}")
     try:
         settings = listen_address(settings)  # a free port for 0; a busy one is refused here
     except OSError as exc:
@@ -81,18 +92,29 @@ def serve(
     write_server_files(settings)
     typer.echo(f"sageport serving on {settings.endpoint_url} (data: {settings.data_dir})", err=True)
     http, loop = _fast_server()
-    uvicorn.run(
-        application,
-        host=settings.host,
-        port=settings.port,
-        log_level="warning",
-        access_log=False,
-        # nothing reads the client address or scheme, so X-Forwarded-* need not be parsed
-        # on every request (a measurable part of InvokeEndpoint's overhead)
-        proxy_headers=False,
-        http=http,
-        loop=loop,
-    )
+    # uvicorn shuts down on SIGTERM, then raises it again under the handler it found: with
+    # the default one the process would die before the clean-up below.
+    signal.signal(signal.SIGTERM, _exit_on_signal)
+    try:
+        uvicorn.run(
+            application,
+            host=settings.host,
+            port=settings.port,
+            log_level="warning",
+            access_log=False,
+            # nothing reads the client address or scheme, so X-Forwarded-* need not be parsed
+            # on every request (a measurable part of InvokeEndpoint's overhead)
+            proxy_headers=False,
+            http=http,
+            loop=loop,
+        )
+    finally:
+        remove_server_file(settings)  # `sageport env` must not name a port nobody serves
+        lock.close()
+
+
+def _exit_on_signal(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
 
 
 def _load_settings(command: str, data_dir: Path | None) -> Settings:

@@ -35,6 +35,7 @@ from typing import Any
 import typer
 
 from sageport.cli.process import ServerProcess
+from sageport.cli.serverinfo import running_server
 from sageport.settings import Settings
 
 BUCKET = "sageport-quickstart"
@@ -139,10 +140,24 @@ def _npy(array: Any) -> bytes:
 
 
 def run_quickstart(settings: Settings, port: int = 0) -> int:
+    running = running_server(settings)
+    if running is not None:  # its own server could not start on the same data folder
+        typer.secho(
+            f"quickstart starts a server of its own, but one is already running on "
+            f"{settings.data_dir} (pid {running['pid']}, {running['endpoint_url']}): stop it, "
+            "or run: sageport quickstart --data-dir /tmp/sageport-quickstart",
+            fg=typer.colors.RED,
+            err=True,
+        )
+        return 2
     server = ServerProcess(settings.data_dir, port or None, settings.region)
     typer.echo(f"Starting sageport serve on {server.url} (data: {settings.data_dir}) ...")
     started = time.perf_counter()
-    server.start()
+    try:
+        server.start()
+    except RuntimeError as exc:
+        typer.secho(f"quickstart failed: {exc}", fg=typer.colors.RED, err=True)
+        return 1
     flavour = os.environ.get(FRAMEWORK_ENV) or (
         "pytorch" if importlib.util.find_spec("torch") is not None else "numpy"
     )

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import socket
 from dataclasses import replace
 from pathlib import Path
+from typing import IO, Any
 
 from sageport.api.credentials import KeyPair, load_or_create
 from sageport.settings import Settings
@@ -64,12 +67,63 @@ def write_server_files(settings: Settings) -> None:
     _atomic_write(settings.sdk_config_file, sdk_config_yaml(settings))
 
 
-def read_endpoint_url(settings: Settings) -> str:
-    """The address of the server on this data folder, or the default one if none recorded."""
+class DataDirBusy(Exception):
+    """Another live server holds the data folder (the message says which and what to do)."""
+
+
+def hold_data_dir(settings: Settings) -> IO[str]:
+    """Lock ``<data>/server.lock`` for as long as the returned file stays open.
+
+    Two servers on one database would both run every job. The kernel drops the lock when the
+    process ends, however it ends, so a crashed server leaves nothing stale behind; the file
+    is not inherited by jobs' launchers (Python opens it close-on-exec).
+    """
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    lock = open(settings.server_lock_file, "a+")  # noqa: SIM115 - held until the server exits
     try:
-        return str(json.loads(settings.server_file.read_text())["endpoint_url"])
-    except (OSError, ValueError, KeyError):
-        return settings.endpoint_url
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        lock.close()
+        info = running_server(settings)
+        where = f" (pid {info['pid']}, {info['endpoint_url']})" if info else ""
+        raise DataDirBusy(
+            f"another sageport server is using {settings.data_dir}{where}; "
+            "stop it, or give this one its own --data-dir"
+        ) from None
+    return lock
+
+
+def running_server(settings: Settings) -> dict[str, Any] | None:
+    """What ``server.json`` records, if the process it names is still alive."""
+    try:
+        info = json.loads(settings.server_file.read_text())
+        pid = int(info["pid"])
+        str(info["endpoint_url"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        pass  # alive, another user's
+    return dict(info)
+
+
+def read_endpoint_url(settings: Settings) -> str:
+    """The address of the server running on this data folder, else the configured one: a
+    record left by a server that is gone (a quickstart's scratch port, a crash) is ignored."""
+    info = running_server(settings)
+    return str(info["endpoint_url"]) if info else settings.endpoint_url
+
+
+def remove_server_file(settings: Settings) -> None:
+    """At shutdown: the recorded address is served no more (the record is removed only if it
+    is still this process's)."""
+    info = running_server(settings)
+    if info is not None and info["pid"] == os.getpid():
+        with contextlib.suppress(OSError):
+            settings.server_file.unlink()
 
 
 def env_lines(settings: Settings) -> list[str]:
