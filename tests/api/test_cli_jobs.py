@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -104,18 +105,39 @@ def test_no_server_is_a_clear_error(tmp_path: object) -> None:
 
     data = Path(str(tmp_path)) / "nothing-runs-here"
     data.mkdir()
-    (data / "server.json").write_text(
-        json.dumps({"endpoint_url": f"http://127.0.0.1:{free_port()}"})
-    )
-    result = subprocess.run(
-        [sys.executable, "-m", "sageport", "jobs", "list", "--data-dir", str(data)],
+
+    def jobs_list() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "sageport", "jobs", "list", "--data-dir", str(data)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+    # no record, or the record of a server that is gone: nothing is asked of the default port
+    # (a server there would be another data folder's)
+    gone = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
         capture_output=True,
         text=True,
-        timeout=60,
-        check=False,
+        check=True,
     )
+    for record in (None, {"endpoint_url": "http://127.0.0.1:1", "pid": int(gone.stdout)}):
+        if record is not None:
+            (data / "server.json").write_text(json.dumps(record))
+        result = jobs_list()
+        assert result.returncode == 1
+        assert result.stderr == (
+            f"error: no sageport server is running on {data} "
+            f"(start one with: sageport serve --data-dir {data})\n"
+        )
+    # a live process that does not answer (a server still starting)
+    url = f"http://127.0.0.1:{free_port()}"
+    (data / "server.json").write_text(json.dumps({"endpoint_url": url, "pid": os.getpid()}))
+    result = jobs_list()
     assert result.returncode == 1
-    assert "no sageport server answers" in result.stderr
+    assert f"no sageport server answers at {url}" in result.stderr
 
 
 def test_logs_of_a_processing_job(server: ServerProcess) -> None:

@@ -86,8 +86,16 @@ def guarded(settings: Settings, action: Callable[[], int]) -> int:
     """Run ``action``; AWS errors and an absent server become one line on stderr."""
     from botocore.exceptions import ClientError, EndpointConnectionError
 
-    from sageport.cli.serverinfo import read_endpoint_url
+    from sageport.cli.serverinfo import read_endpoint_url, running_server
 
+    if running_server(settings) is None:
+        # not even the default port: a server there serves another data folder, other keys
+        typer.echo(
+            f"error: no sageport server is running on {settings.data_dir} "
+            f"(start one with: sageport serve --data-dir {settings.data_dir})",
+            err=True,
+        )
+        return EXIT_ERROR
     try:
         return action()
     except ClientError as exc:
