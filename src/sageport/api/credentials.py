@@ -36,10 +36,22 @@ def load_or_create(path: Path) -> list[KeyPair]:
                 {"access_key_id": pair.access_key_id, "secret_access_key": pair.secret_access_key}
             ]
         }
-        # Create with 0600 from the start: no moment where another user could read it.
-        fd = os.open(path.with_suffix(".tmp"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            json.dump(doc, fh, indent=2)
-        os.replace(path.with_suffix(".tmp"), path)
+        # Created with 0600 from the start: no moment where another user could read it. A
+        # link never replaces a file: when `sageport serve &` and `sageport env` both create
+        # it on a first start, the first one wins and both read its keys.
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(fd, "w") as fh:
+                json.dump(doc, fh, indent=2)
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                pass
+            except OSError:  # a filesystem without hard links
+                if not path.exists():
+                    os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
     doc = json.loads(path.read_text())
     return [KeyPair(k["access_key_id"], k["secret_access_key"]) for k in doc["keys"]]
