@@ -3,11 +3,14 @@
 Shared by the API tests: :func:`start_server` writes ``sageport.toml`` and starts a server
 on it, :func:`module_server` is the fixture of a test module that wants one for itself,
 :func:`apply_sageport_env` gives a test the environment ``eval "$(sageport env)"`` sets, and
-:func:`aws_error` expects a boto3 call to fail with one AWS error code.
+:func:`aws_error` expects a boto3 call to fail with one AWS error code, and
+:func:`dead_pid` is the pid of a process that has ended (for a stale ``server.json``).
 """
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -77,3 +80,14 @@ def aws_error(code: str) -> Iterator[pytest.ExceptionInfo[ClientError]]:
     with pytest.raises(ClientError) as exc:
         yield exc
     assert exc.value.response["Error"]["Code"] == code
+
+
+def dead_pid() -> int:
+    """The pid of a process that has just ended (a crashed server's record names one)."""
+    done = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return int(done.stdout)

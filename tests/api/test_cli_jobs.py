@@ -9,6 +9,7 @@ import sys
 import time
 
 import processing_helpers
+from server_helpers import dead_pid
 from training_helpers import submit, unique, wait, wait_for
 
 from sageport.cli.process import ServerProcess
@@ -117,13 +118,7 @@ def test_no_server_is_a_clear_error(tmp_path: object) -> None:
 
     # no record, or the record of a server that is gone: nothing is asked of the default port
     # (a server there would be another data folder's)
-    gone = subprocess.run(
-        [sys.executable, "-c", "import os; print(os.getpid())"],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    for record in (None, {"endpoint_url": "http://127.0.0.1:1", "pid": int(gone.stdout)}):
+    for record in (None, {"endpoint_url": "http://127.0.0.1:1", "pid": dead_pid()}):
         if record is not None:
             (data / "server.json").write_text(json.dumps(record))
         result = jobs_list()

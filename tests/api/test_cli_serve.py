@@ -19,6 +19,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from server_helpers import dead_pid
+
 from sageport.cli.process import free_port
 
 
@@ -176,13 +178,7 @@ def test_env_ignores_the_record_of_a_server_that_is_gone(tmp_path: Path) -> None
     data.mkdir()
     port = free_port()
     (data / "sageport.toml").write_text(f"port = {port}\n")
-    gone = subprocess.run(
-        [sys.executable, "-c", "import os; print(os.getpid())"],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    dead = {"endpoint_url": "http://127.0.0.1:1", "pid": int(gone.stdout), "region": "us-east-1"}
+    dead = {"endpoint_url": "http://127.0.0.1:1", "pid": dead_pid(), "region": "us-east-1"}
     (data / "server.json").write_text(json.dumps(dead))
     assert _env_url(data) == f"http://127.0.0.1:{port}"
     with _serving(data) as url:
