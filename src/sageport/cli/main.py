@@ -114,7 +114,8 @@ def serve(
 
 
 def _exit_on_signal(signum: int, frame: object) -> None:
-    raise SystemExit(128 + signum)
+    """uvicorn has already shut down cleanly: a requested stop exits 0 (as systemd expects)."""
+    raise SystemExit(0)
 
 
 def _load_settings(command: str, data_dir: Path | None) -> Settings:
