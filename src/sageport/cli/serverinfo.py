@@ -98,8 +98,9 @@ def running_server(settings: Settings) -> dict[str, Any] | None:
     try:
         info = json.loads(settings.server_file.read_text())
         pid = int(info["pid"])
-        str(info["endpoint_url"])
     except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if not isinstance(info.get("endpoint_url"), str):
         return None
     try:
         os.kill(pid, 0)
