@@ -192,8 +192,8 @@ def build_services(
     )
     training.wake = scheduler.wake
     processing.wake = scheduler.wake
-    training.forget = job_runners[0].forget  # a deleted job's host folders go with it
-    processing.forget = job_runners[1].forget
+    for runner in job_runners:  # a deleted job's host folders go with it
+        runner.jobs.forget = runner.forget
     endpoints.wake = scheduler.wake
     return Services(
         settings=settings,
