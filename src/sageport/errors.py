@@ -100,6 +100,13 @@ class InvalidSignature(AwsError):
     status = 403
 
 
+class AccessDeniedException(AwsError):
+    """A valid key asked for something its policy does not allow (``api.policy``)."""
+
+    code = "AccessDeniedException"
+    status = 400
+
+
 # -- CloudWatch Logs ------------------------------------------------------------------------
 
 

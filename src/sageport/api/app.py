@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from sageport.api import asgi, credentials
+from sageport.api import asgi, policy
 from sageport.api.auth import AuthFailure, Scope, SignedRequest, Verifier, request_scope
 from sageport.api.dispatch import RequestContext, collect
 from sageport.api.extensions import PREFIX, ExtensionProtocol
@@ -91,6 +91,19 @@ class Router:
             return self.sagemaker
         return self.s3
 
+    def action(self, protocol: WireProtocol, target: str) -> str:
+        """The IAM-style action a routed request asks for, which ``api.policy`` decides on
+        (``sagemaker:<Op>`` from the target the JSON protocols dispatch on, the rest whole)."""
+        if protocol is self.sagemaker:
+            return f"sagemaker:{target.partition('.')[2]}"
+        if protocol is self.logs:
+            return f"logs:{target.partition('.')[2]}"
+        if protocol is self.runtime:
+            return "sagemaker:InvokeEndpoint"
+        if protocol is self.extensions:
+            return "sageport:Read"
+        return "sts:*" if protocol is self.sts else "s3:*"
+
 
 def _status_of(services: Services) -> Callable[[str], str | None]:
     def status(name: str) -> str | None:
@@ -154,7 +167,7 @@ def create_app(settings: Settings, services: Services | None = None) -> Starlett
     """Build the server app; it opens (and on shutdown closes) the services it built."""
     owned = services is None
     svc = services or build_services(settings)
-    keys = credentials.load_or_create(settings.credentials_file)
+    keys = svc.keys  # credentials.json and the live job keys
     verifier = Verifier(keys, settings.max_clock_skew_seconds)
     router = Router(svc)
 
@@ -170,9 +183,12 @@ def create_app(settings: Settings, services: Services | None = None) -> Starlett
             except asgi.Disconnected:
                 return
             try:
-                verifier.verify(signed, body, svc.clock.now())
+                signed_by = verifier.verify(signed, body, svc.clock.now())
             except AuthFailure as refused:
                 raise runtime.auth_error(refused) from None
+            policy.authorize(
+                keys.get(signed_by.access_key), "sagemaker:InvokeEndpoint", settings.account_id
+            )
             headers, answer = await runtime.invoke(
                 scope["path"], signed.headers, body, settings.region, settings.account_id
             )
@@ -206,6 +222,8 @@ def create_app(settings: Settings, services: Services | None = None) -> Starlett
                 scope = verifier.verify(signed, body, svc.clock.now())
             except AuthFailure as refused:
                 raise protocol.auth_error(refused) from None
+            action = router.action(protocol, request.headers.get("x-amz-target", ""))
+            policy.authorize(keys.get(scope.access_key), action, settings.account_id)
             ctx = RequestContext(
                 services=svc,
                 region=settings.region,

@@ -14,7 +14,7 @@ from __future__ import annotations
 import enum
 import functools
 import hmac
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -23,8 +23,9 @@ from botocore.awsrequest import AWSRequest
 from botocore.compat import HTTPHeaders, urlsplit
 from botocore.credentials import Credentials
 
-from sageport.api.credentials import KeyPair
+from sageport.api.credentials import KeyPair, StaticKeys
 from sageport.api.sigv4 import DaySigner, Headers, Received, amz_time
+from sageport.domain.keys import KeyLookup
 
 ALGORITHM = "AWS4-HMAC-SHA256"
 AMZ_DATE_FORMAT = "%Y%m%dT%H%M%SZ"
@@ -177,8 +178,10 @@ class _SignedAt(HmacV1QueryAuth):  # type: ignore[misc]
 class Verifier:
     """Checks SigV4 signatures against the known key pairs."""
 
-    def __init__(self, keys: list[KeyPair], max_skew_seconds: int) -> None:
-        self._keys = {k.access_key_id: k for k in keys}
+    def __init__(self, keys: KeyLookup | Iterable[KeyPair], max_skew_seconds: int) -> None:
+        """``keys`` is asked for every request's key (so a revoked job key is refused at
+        once: ``services.keys``); a plain list of pairs is taken as fixed keys."""
+        self._keys = keys if isinstance(keys, KeyLookup) else StaticKeys(keys)
         self._max_skew = max_skew_seconds
         #: botocore signers by (access key, service, region): they hold no per-request state
         self._signers: dict[tuple[str, str, str], DaySigner] = {}

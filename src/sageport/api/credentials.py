@@ -1,7 +1,9 @@
 """The access keys this server accepts, kept in the data folder (mode 0600).
 
 The first start writes one random key pair; ``sageport env`` prints it. More pairs can be
-added to the file by hand; every request must be signed with one of them.
+added to the file by hand. These are the server user's own keys: no job ever gets one (each
+job gets a key of its own, ``services.keys``). :class:`StaticKeys` is the file's keys as a
+:class:`~sageport.domain.keys.KeyLookup`.
 """
 
 from __future__ import annotations
@@ -10,14 +12,25 @@ import json
 import os
 import secrets
 import string
-from dataclasses import dataclass
+from collections.abc import Iterable
 from pathlib import Path
 
+from sageport.domain.keys import KeyPair
 
-@dataclass(frozen=True)
-class KeyPair:
-    access_key_id: str
-    secret_access_key: str
+__all__ = ["KeyPair", "StaticKeys", "load_or_create"]
+
+
+class StaticKeys:
+    """A fixed set of key pairs (``credentials.json``, or a test's), looked up by id."""
+
+    def __init__(self, keys: Iterable[KeyPair]) -> None:
+        self._keys = {k.access_key_id: k for k in keys}
+
+    def get(self, access_key_id: str) -> KeyPair | None:
+        return self._keys.get(access_key_id)
+
+    def ids(self) -> frozenset[str]:
+        return frozenset(self._keys)
 
 
 def _new_pair() -> KeyPair:

@@ -1,7 +1,8 @@
 """The AWS query protocol, for STS: form-encoded ``Action=...`` in, XML out.
 
 sageport answers only ``GetCallerIdentity`` here (the SDK and CLIs ask who they are); the
-identity is the account the server is configured with and the access key that signed.
+identity is the account the server is configured with and the access key that signed (a
+job's own key answers as an assumed role named after the job: ``api.policy.caller_arn``).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from starlette.responses import Response
 
 from sageport.api.auth import AuthFailure, AuthProblem
 from sageport.api.dispatch import RequestContext
+from sageport.api.policy import caller_arn
 from sageport.errors import (
     AwsError,
     IncompleteSignature,
@@ -65,7 +67,7 @@ class StsProtocol:
                 f"Could not find operation {action or '(none)'} for version 2011-06-15"
             )
         account = ctx.account_id
-        arn = f"arn:aws:iam::{account}:user/sageport"
+        arn = caller_arn(ctx.services.keys.get(ctx.access_key), account)
         xml = (
             f'<GetCallerIdentityResponse xmlns="{STS_NS}"><GetCallerIdentityResult>'
             f"<Arn>{escape(arn)}</Arn><UserId>{escape(ctx.access_key)}</UserId>"

@@ -183,9 +183,10 @@ class EndpointCore:
         """
         started = list(existing or [])
         new: list[dict[str, Any]] = []
+        arn = self.endpoints.get(name).arn
         try:
             for (variant, index), grant in zip(items, grants, strict=True):
-                r = await self.instances.start(name, variant, index, generation, grant)
+                r = await self.instances.start(name, variant, index, generation, grant, arn)
                 r["owner"] = self.owner(name, r["id"])
                 self._deadlines[r["id"]] = time.monotonic() + float(r["startup_timeout_s"])
                 new.append(r)

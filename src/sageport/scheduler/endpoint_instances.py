@@ -22,6 +22,7 @@ from typing import Any
 
 from sageport.backends.base import SPEC_FILE, Backend, ExitInfo, HostHandle, LaunchSpec
 from sageport.cli.process import free_port
+from sageport.domain.keys import KeyIssuer
 from sageport.runtime import archives
 from sageport.runtime.images import resolve_image
 from sageport.runtime.process_env import SANDBOX_HOME, ServerAccess, base_env, gpu_env
@@ -46,8 +47,12 @@ class BringUpFailed(Exception):
 @dataclass(frozen=True)
 class EndpointRunnerConfig:
     jobs_dir: Path
-    access: ServerAccess
-    """How the model servers reach this server (``runtime.process_env``)."""
+    endpoint_url: str
+    """Where the model servers reach this server (``runtime.process_env``)."""
+    region: str
+    keys: KeyIssuer
+    """Mints the endpoint's own access key (its handler code may read S3, as with an
+    execution role); revoked when the endpoint is deleted. Never the server's key."""
     images: Mapping[str, str]
     sandbox: bool
     server_env: Mapping[str, str]
@@ -96,8 +101,10 @@ class Instances:
         index: int,
         generation: int,
         grant: HostGrant,
+        arn: str,
     ) -> dict[str, Any]:
-        """Prepare the host folder and start the model server; it is not ready yet."""
+        """Prepare the host folder and start the model server; it is not ready yet. ``arn``
+        is the endpoint's: every instance of it shares the endpoint's key."""
         model = self.models.get(variant["ModelName"]).spec
         container = model.get("PrimaryContainer") or (model.get("Containers") or [{}])[0]
         rid = instance_id(generation, variant, index)
@@ -108,7 +115,11 @@ class Instances:
         run_dir.mkdir(parents=True, exist_ok=True)
         overlays = self.config.overlays
         overlays.mkdir(parents=True, exist_ok=True)
-        env = base_env(self.config.server_env, self.config.access, sandbox=self.config.sandbox)
+        key = self.config.keys.issue(arn)
+        access = ServerAccess(
+            self.config.endpoint_url, key.access_key_id, key.secret_access_key, self.config.region
+        )
+        env = base_env(self.config.server_env, access, sandbox=self.config.sandbox)
         env["SAGEPORT_OVERLAY_DIR"] = str(overlays)
         env.update(container.get("Environment") or {})
         try:

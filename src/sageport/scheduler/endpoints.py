@@ -119,6 +119,7 @@ class EndpointRunner(EndpointUpdates):
             self.instances.stop(failed, kill=True)
             self.release(failed)
             self.instances.discard(name, failed)
+            self.config.keys.revoke(ep.arn)  # no model server of it runs any more
             reason = str(exc)[:1024]
             self.endpoints.move(
                 name,
@@ -205,4 +206,5 @@ class EndpointRunner(EndpointUpdates):
         self.release(replicas)
         self.instances.discard(ep.name, [*replicas, *(ep.extra.get("retired") or [])])
         self.instances.discard_all(ep.name)  # a later endpoint of this name starts afresh
+        self.config.keys.revoke(ep.arn)
         self.endpoints.remove(ep.name)

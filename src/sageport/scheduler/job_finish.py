@@ -6,7 +6,8 @@ processing outputs) and, once every host has exited, the kind's ``store_outputs`
 final status follows: Stopped (or MaxRuntimeExceeded) for a stopped job, else Failed with a
 reason (the upload's, else the hosts' exits and error tails) or Completed. A job that fails
 before any process started (it can never fit here, staging failed) ends here as well. Every
-end releases the job's resources and launcher ports; nothing else does.
+end releases the job's resources and launcher ports and revokes its access key; nothing
+else does.
 """
 
 from __future__ import annotations
@@ -92,7 +93,7 @@ class JobFinish:
             message=extra.get("failure_reason") if end is S.FAILED else None,
             extra=extra,
         )
-        p.release(job.name)
+        p.release(job)
         self.logs.forget(job.name)
         self._progress_at.pop(job.name, None)
 
@@ -113,12 +114,12 @@ class JobFinish:
             current = secondary_of(p.jobs.get(job.name))
             if current is S.STOPPING:
                 p.jobs.move(job.name, S.STOPPING, S.STOPPED, extra={"ended_at": p.now()})
-        p.release(job.name)
+        p.release(job)
 
     def end_stopped(self, job: Resource) -> None:
         """End a job stopped before any process started (queued, or staging interrupted)."""
         p = self.parts
-        p.release(job.name)
+        p.release(job)
         p.jobs.move(job.name, S.STOPPING, stopped_status(job), extra={"ended_at": p.now()})
 
 

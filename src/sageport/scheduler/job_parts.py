@@ -18,6 +18,7 @@ from typing import Any, Protocol
 from sageport.backends.base import DEFAULT_MAX_LOG_BYTES, Backend, HostHandle, LaunchSpec
 from sageport.catalog import Catalog
 from sageport.clock import Clock
+from sageport.domain.keys import KeyIssuer, KeyPair
 from sageport.runtime.process_env import ServerAccess
 from sageport.scheduler.allocator import Allocator, HostGrant, HostRequest
 from sageport.scheduler.hosts import JobContext
@@ -33,8 +34,11 @@ from sageport.store.resources import Resource
 @dataclass(frozen=True)
 class RunnerConfig:
     jobs_dir: Path
-    access: ServerAccess
-    """How the jobs' processes reach this server (``runtime.process_env``)."""
+    endpoint_url: str
+    """Where the jobs' processes reach this server (``runtime.process_env``)."""
+    region: str
+    keys: KeyIssuer
+    """Mints each job's own access key and revokes it at the end; never the server's."""
     images: Mapping[str, str]
     sandbox: bool
     sandbox_note: str
@@ -94,14 +98,22 @@ class JobParts:
     def job_dir(self, name: str) -> Path:
         return self.config.jobs_dir / self.kind.folder / name
 
-    def context(self, job: Resource) -> JobContext:
+    def context(self, job: Resource, key: KeyPair | None = None) -> JobContext:
+        """What the job's steps share. Only the launch passes the job's ``key``: a context
+        built without one (to stage, watch, upload) carries an empty key, which no process
+        gets and the server would refuse."""
         return JobContext(
             name=job.name,
             arn=job.arn,
             spec=job.spec,
             job_dir=self.job_dir(job.name),
             sandbox=bool(job.extra.get("sandbox", self.config.sandbox)),
-            access=self.config.access,
+            access=ServerAccess(
+                self.config.endpoint_url,
+                key.access_key_id if key else "",
+                key.secret_access_key if key else "",
+                self.config.region,
+            ),
             images=self.config.images,
             stop_grace_s=self.config.stop_grace_s,
             server_env=self.config.server_env,
@@ -118,7 +130,9 @@ class JobParts:
         """The clock's time as the job record keeps it (``started_at``, ``ended_at``, ...)."""
         return self.clock.now().isoformat()
 
-    def release(self, name: str) -> None:
-        """Give back what job ``name`` held: its hosts' resources and its launcher ports."""
-        self.allocator.release(name)
-        self.ports.release(name)
+    def release(self, job: Resource) -> None:
+        """Give back what ``job`` held: its hosts' resources, its launcher ports and its
+        access key (revoked: the next request signed with it is refused)."""
+        self.allocator.release(job.name)
+        self.ports.release(job.name)
+        self.config.keys.revoke(job.arn)

@@ -119,7 +119,8 @@ class JobStart:
 
     async def _stage_and_launch(self, job: Resource) -> None:
         p = self.parts
-        ctx = p.context(job)
+        # the job's own key, shared by its hosts (the same one again after a restart)
+        ctx = p.context(job, p.config.keys.issue(job.arn))
         hosts = p.kind.host_names(job.spec)
         stream_epoch = int(time.time())
         streams = {h: f"{job.name}/{h}-{stream_epoch}" for h in hosts}

@@ -17,7 +17,6 @@ from sageport.catalog import Catalog, load_catalog
 from sageport.clock import Clock, SystemClock
 from sageport.gpu import GpuInventory
 from sageport.gpu.discovery import discovery_from_env
-from sageport.runtime.process_env import ServerAccess
 from sageport.scheduler.allocator import Allocator, GpuMatching
 from sageport.scheduler.endpoints import EndpointRunner, EndpointRunnerConfig
 from sageport.scheduler.jobs import JobRunner, RunnerConfig
@@ -29,6 +28,7 @@ from sageport.scheduler.training import TrainingKind
 from sageport.services.admission import Admission
 from sageport.services.endpoint_configs import EndpointConfigService
 from sageport.services.endpoints import EndpointService
+from sageport.services.keys import AccessKeys
 from sageport.services.logs import LogService
 from sageport.services.models import ModelService
 from sageport.services.processing import ProcessingJobService
@@ -68,6 +68,8 @@ class Services:
     upstream: UpstreamPool
     backend: Backend
     scheduler: Scheduler
+    keys: AccessKeys
+    """Every key the server accepts: the user's own and the live job keys (``services.keys``)."""
     queue: JobQueue = field(default_factory=JobQueue)
     """The FIFO training and processing jobs wait in (``head()``: who is first in line)."""
 
@@ -124,17 +126,15 @@ def build_services(
     backend = backend or get_backend("local")
     available, why = backend.sandbox_available()
     sandbox = available and settings.sandbox != "off"
-    key = load_or_create(settings.credentials_file)[0]
+    # The server user's keys stay with the verifier: each job, processing job and endpoint
+    # gets a key of its own from ``keys``, revoked when it ends.
+    keys = AccessKeys(load_or_create(settings.credentials_file), db, clock)
     processing = ProcessingJobService(db, clock, settings, admission)
-    access = ServerAccess(
-        endpoint_url=settings.endpoint_url,
-        access_key=key.access_key_id,
-        secret_key=key.secret_access_key,
-        region=settings.region,
-    )
     job_config = RunnerConfig(
         jobs_dir=settings.jobs_dir,
-        access=access,
+        endpoint_url=settings.endpoint_url,
+        region=settings.region,
+        keys=keys,
         images=settings.images,
         sandbox=sandbox,
         sandbox_note=why if not available else "sandbox = off in settings",
@@ -167,7 +167,9 @@ def build_services(
         clock,
         EndpointRunnerConfig(
             jobs_dir=settings.jobs_dir,
-            access=access,
+            endpoint_url=settings.endpoint_url,
+            region=settings.region,
+            keys=keys,
             images=settings.images,
             sandbox=sandbox,
             server_env=env,
@@ -214,6 +216,7 @@ def build_services(
         upstream=upstream,
         backend=backend,
         scheduler=scheduler,
+        keys=keys,
         queue=queue,
     )
 

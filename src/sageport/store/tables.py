@@ -6,7 +6,8 @@ verbatim, ``status`` is nullable for resources that have none, and ``extra`` hol
 state a resource kind adds (artifacts, failure reasons, host assignments). Status changes are
 rows in ``status_history`` so that ``SecondaryStatusTransitions`` can be read back. Tags are
 keyed by ARN because the Tag API addresses resources by ARN. Log events are numbered in
-ingestion order (``id``); that number is what the CloudWatch Logs tokens carry.
+ingestion order (``id``); that number is what the CloudWatch Logs tokens carry. Job access
+keys (``access_keys``) are rows too, so that a job re-adopted after a restart keeps its key.
 """
 
 from __future__ import annotations
@@ -135,4 +136,19 @@ log_events = Table(
     Column("message", Text, nullable=False),
     Index("ix_log_events_stream_ts", "stream_id", "timestamp"),
     Index("ix_log_events_stream_id", "stream_id", "id"),
+)
+
+access_keys = Table(
+    "access_keys",
+    metadata,
+    # One row per key minted for a job, processing job or endpoint (``store.keys``); the
+    # server user's own keys stay in credentials.json. Rows are kept after revocation (a
+    # revoked id is never reissued and says whose it was).
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("access_key_id", String(64), nullable=False, unique=True),
+    Column("secret_access_key", String(128), nullable=False),
+    Column("owner_arn", String(2048), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("revoked_at", UtcDateTime, nullable=True),
+    Index("ix_access_keys_owner", "owner_arn"),
 )

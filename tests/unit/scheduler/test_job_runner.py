@@ -19,12 +19,12 @@ from sageport.backends.base import ExitInfo
 from sageport.backends.fake import FakeBackend
 from sageport.catalog import load_catalog
 from sageport.clock import FakeClock
-from sageport.runtime.process_env import ServerAccess
 from sageport.scheduler.allocator import Allocator
 from sageport.scheduler.hosts import JobContext
 from sageport.scheduler.jobs import JobRunner, RunnerConfig
 from sageport.scheduler.training import TrainingKind
 from sageport.services.admission import Admission
+from sageport.services.keys import AccessKeys
 from sageport.services.logs import LogService
 from sageport.services.training import TrainingJobService
 from sageport.settings import Settings
@@ -119,7 +119,9 @@ def rig(tmp_path: Path) -> Iterator[Rig]:
     asyncio.run(store.create_bucket("out", "us-east-1"))
     config = RunnerConfig(
         jobs_dir=settings.jobs_dir,
-        access=ServerAccess("http://127.0.0.1:1", "a", "s", "us-east-1"),
+        endpoint_url="http://127.0.0.1:1",
+        region="us-east-1",
+        keys=AccessKeys([], db, clock),
         images={},
         sandbox=True,
         sandbox_note="",
