@@ -14,6 +14,8 @@ import io
 import json
 import tarfile
 import time
+import urllib.error
+import urllib.request
 from typing import Any
 
 import boto3
@@ -101,6 +103,15 @@ def _assert_refused(server: ServerProcess, key: str, secret: str) -> None:
         _client(server, "logs", key, secret).describe_log_groups()
     with aws_error("InvalidClientTokenId"):
         _client(server, "sts", key, secret).get_caller_identity()
+    # a URL presigned with the key is dead too
+    url = _client(server, "s3", key, secret).generate_presigned_url(
+        "get_object", Params={"Bucket": BUCKET, "Key": "any"}
+    )
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(url, timeout=10)
+    with refused.value as answer:
+        assert answer.code == 403
+        assert b"<Code>InvalidAccessKeyId</Code>" in answer.read()
 
 
 def _server_keys(server: ServerProcess) -> list[tuple[str, str]]:
