@@ -17,6 +17,16 @@ DEFAULT_REGION = "us-east-1"
 DEFAULT_ACCOUNT_ID = "000000000000"
 #: the values ``sandbox`` accepts.
 SANDBOX_MODES = ("auto", "off")
+#: the service-quota fields (``sageport.services.quotas``): whole numbers, at least 1.
+QUOTA_FIELDS = (
+    "max_instances_per_training_job",
+    "max_instances_per_processing_job",
+    "max_training_jobs_in_progress",
+    "max_processing_jobs_in_progress",
+    "max_instances_per_endpoint",
+    "max_endpoints",
+    "max_model_servers",
+)
 
 
 def default_data_dir() -> Path:
@@ -97,6 +107,28 @@ class Settings:
     gpu_idle_warning_seconds: float = 180.0
     #: how often the scheduler looks at running jobs when nothing wakes it.
     poll_interval_seconds: float = 0.2
+    #: Service quotas (``sageport.services.quotas``): a create or endpoint update past one is
+    #: refused with ``ResourceLimitExceeded`` at once, whatever the number asked for, like an
+    #: AWS account's SageMaker quotas. Fixed, modest defaults rather than figures derived from
+    #: the inventory: jobs that do not fit yet queue (the allocator's accounting), so these
+    #: bound what one key holder may make the server hold, not what runs side by side.
+    #: Hosts of one training job (all instance groups) and of one processing job: 16 is more
+    #: than one machine or a small cluster runs at once (SageMaker's default for most types
+    #: is lower still), and each host is a process tree, a folder and a record.
+    max_instances_per_training_job: int = 16
+    max_instances_per_processing_job: int = 16
+    #: Training / processing jobs in progress at once, queued ones included (as AWS counts
+    #: InProgress, which includes waiting for capacity), Stopping ones too.
+    max_training_jobs_in_progress: int = 50
+    max_processing_jobs_in_progress: int = 50
+    #: Model servers of one endpoint (every variant together, InitialInstanceCount or
+    #: UpdateEndpointWeightsAndCapacities' DesiredInstanceCount): each is a Python process
+    #: holding the model in memory, and 8 is already more than two cores can keep busy.
+    max_instances_per_endpoint: int = 8
+    #: Endpoints that are not Deleting or Failed (Creating, InService, Updating, ...).
+    max_endpoints: int = 20
+    #: Model servers over every such endpoint together (an update counts its target).
+    max_model_servers: int = 32
 
     def __post_init__(self) -> None:
         """Refuse values that would otherwise be misread later (``ValueError``, one line)."""
@@ -105,6 +137,10 @@ class Settings:
             raise ValueError(f"sandbox must be {accepted}, not {self.sandbox!r}")
         if not isinstance(self.host, str):
             raise ValueError(f'host must be an address such as "127.0.0.1", not {self.host!r}')
+        for name in QUOTA_FIELDS:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a whole number of at least 1, not {value!r}")
         port_ok = isinstance(self.port, int) and not isinstance(self.port, bool)
         if not port_ok or not 0 <= self.port <= 65535:
             raise ValueError(f"port must be a number from 0 to 65535, not {self.port!r}")

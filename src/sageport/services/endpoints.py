@@ -18,7 +18,7 @@ from sageport.domain.arns import sagemaker_arn
 from sageport.domain.endpoint import TRANSITIONS, EndpointStatus
 from sageport.domain.status import IllegalTransition
 from sageport.errors import ResourceLimitExceeded, ValidationException
-from sageport.services import listing
+from sageport.services import listing, quotas
 from sageport.services.admission import Admission, host_request
 from sageport.services.endpoint_configs import EndpointConfigService
 from sageport.services.endpoint_views import (
@@ -30,7 +30,7 @@ from sageport.services.endpoint_views import (
 from sageport.services.tags import tag_pairs
 from sageport.settings import Settings
 from sageport.store import resources, tags
-from sageport.store.database import Database
+from sageport.store.database import Connection, Database
 from sageport.store.errors import DuplicateName, StatusConflict
 from sageport.store.resources import Resource
 
@@ -64,25 +64,28 @@ class EndpointService:
     def not_found(self, name: str) -> ValidationException:
         return ValidationException(f'Could not find endpoint "{self.arn(name)}".')
 
-    def _check_config(self, config_name: str, counts: dict[str, int] | None = None) -> Resource:
-        """The config, if this machine can ever run all of it at once; else the reason.
+    def _check_config(self, config_name: str, counts: dict[str, int] | None = None) -> int:
+        """How many model servers the config runs, if this machine can ever run all of them
+        at once; else the reason.
 
-        Every instance of every variant is checked together (two 4-GPU variants need 8
-        GPUs), so nothing is accepted that would wait forever; ``ResourceLimitExceeded``.
+        The instance quota comes first (``quotas``), so a huge count is refused before any
+        per-instance record is built. Every instance of every variant is then checked
+        together (two 4-GPU variants need 8 GPUs), so nothing is accepted that would wait
+        forever; ``ResourceLimitExceeded``.
         """
         config = self._configs.get(config_name)
+        variants = config.spec.get("ProductionVariants", [])
+        wanted = quotas.variant_counts(variants, counts)
+        quotas.check_endpoint_instances(self._settings, wanted)
         hosts = []
-        for variant in config.spec.get("ProductionVariants", []):
+        for variant in variants:
             itype = variant.get("InstanceType")
             if not itype:
                 raise ValidationException(
                     f"Variant {variant['VariantName']}: serverless variants are not supported by "
                     "sageport; give InstanceType and InitialInstanceCount."
                 )
-            count = (counts or {}).get(
-                variant["VariantName"], variant.get("InitialInstanceCount", 1)
-            )
-            hosts += [host_request(self._admission.catalog, itype)] * int(count)
+            hosts += [host_request(self._admission.catalog, itype)] * wanted[variant["VariantName"]]
         try:
             self._admission.check_hosts(hosts)
         except ResourceLimitExceeded as exc:
@@ -91,15 +94,16 @@ class EndpointService:
                 f"Endpoint config {config_name} cannot be served on this machine "
                 f"({len(hosts)} instance{'s' if len(hosts) > 1 else ''} at once): {reason}."
             ) from None
-        return config
+        return len(hosts)
 
     def create(self, params: dict[str, Any]) -> dict[str, Any]:
         name = params["EndpointName"]
         arn = self.arn(name)
-        self._check_config(params["EndpointConfigName"])
+        instances = self._check_config(params["EndpointConfigName"])
         spec = {k: v for k, v in params.items() if k != "Tags"}
         try:
             with self._db.begin() as conn:
+                quotas.check_endpoint_capacity(conn, self._settings, name, instances, new=True)
                 resources.create(
                     conn,
                     kind=KIND,
@@ -145,7 +149,7 @@ class EndpointService:
         self._configs.get(params["EndpointConfigName"])
         retain = bool(params.get("RetainAllVariantProperties"))
         counts = self._kept_counts(endpoint, params["EndpointConfigName"]) if retain else {}
-        self._check_config(params["EndpointConfigName"], counts)
+        instances = self._check_config(params["EndpointConfigName"], counts)
         self.move(
             name,
             status,
@@ -160,9 +164,19 @@ class EndpointService:
                 },
                 "failure_reason": None,
             },
+            check=self._capacity(name, instances),
         )
         self.wake()
         return {"EndpointArn": endpoint.arn}
+
+    def _capacity(self, name: str, instances: int) -> Callable[[Connection], None]:
+        """The model-server quota for endpoint ``name`` moving to ``instances``, checked in
+        the transaction that records the update."""
+
+        def check(conn: Connection) -> None:
+            quotas.check_endpoint_capacity(conn, self._settings, name, instances, new=False)
+
+        return check
 
     def _kept_counts(self, endpoint: Resource, config_name: str) -> dict[str, int]:
         """RetainAllVariantProperties: the instance counts set by UpdateEndpointWeights..."""
@@ -200,8 +214,9 @@ class EndpointService:
                 counts[variant] = int(item["DesiredInstanceCount"])
         current = current_counts(endpoint, variants)
         counts = {k: v for k, v in counts.items() if v != current.get(k)}
+        instances = sum(current.values())
         if counts:
-            self._check_config(config_name, {**current, **counts})
+            instances = self._check_config(config_name, {**current, **counts})
         self.move(
             name,
             E.IN_SERVICE,
@@ -215,6 +230,7 @@ class EndpointService:
                     "since": self._clock.now().isoformat(),
                 }
             },
+            check=self._capacity(name, instances) if counts else None,
         )
         self.wake()
         return {"EndpointArn": endpoint.arn}
@@ -240,13 +256,17 @@ class EndpointService:
         new: EndpointStatus,
         message: str | None = None,
         extra: dict[str, Any] | None = None,
+        check: Callable[[Connection], None] | None = None,
     ) -> None:
+        """Compare-and-set ``old`` → ``new``; ``check`` may refuse inside the transaction."""
         try:
             TRANSITIONS.check(old, new)
         except IllegalTransition as exc:
             raise ValidationException(str(exc)) from None
         now = self._clock.now()
         with self._db.begin() as conn:
+            if check is not None:
+                check(conn)
             resources.set_status(conn, KIND, name, old.value, new.value, message=message, now=now)
             if extra:
                 resources.update_extra(conn, KIND, name, extra, now)

@@ -19,7 +19,7 @@ from sageport.domain import training as T
 from sageport.domain.arns import sagemaker_arn
 from sageport.domain.status import IllegalTransition
 from sageport.errors import ResourceInUse, ValidationException
-from sageport.services import listing
+from sageport.services import listing, quotas
 from sageport.services.admission import Admission
 from sageport.services.tags import tag_pairs
 from sageport.settings import Settings
@@ -82,6 +82,7 @@ class JobService:
         now = self._clock.now()
         try:
             with self._db.begin() as conn:
+                quotas.check_jobs_in_progress(conn, self._settings, self.kind)
                 resources.create(
                     conn,
                     kind=self.kind,

@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from sageport.domain import training as T
+from sageport.services import quotas
 from sageport.services.jobs import JobService, secondary_of
 from sageport.store.resources import HistoryEntry, Resource
 
@@ -28,6 +29,7 @@ class ProcessingJobService(JobService):
     label = "processing job"
 
     def check(self, params: dict[str, Any]) -> None:
+        quotas.check_processing_job(self._settings, params)  # first: the rest builds per host
         self._admission.check_processing(params)
 
     def summary(self, job: Resource) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from typing import Any
 from sageport.domain import training as T
 from sageport.domain.times import to_datetime
 from sageport.scheduler import metrics
+from sageport.services import quotas
 from sageport.services.jobs import JobService, not_found, secondary_of
 from sageport.store.resources import HistoryEntry, Resource
 
@@ -28,6 +29,7 @@ class TrainingJobService(JobService):
     label = "training job"
 
     def check(self, params: dict[str, Any]) -> None:
+        quotas.check_training_job(self._settings, params)  # first: the rest builds per host
         self._admission.check_training(params)
 
     def summary(self, job: Resource) -> dict[str, Any]:
