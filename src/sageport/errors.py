@@ -10,13 +10,15 @@ Exception tree::
     ├── ValidationException        400  bad input; SageMaker also uses it for "not found"
     ├── ResourceNotFound           400  modeled SageMaker exception
     ├── ResourceInUse              400  modeled SageMaker exception
-    ├── ResourceLimitExceeded      400  modeled SageMaker exception
+    ├── ResourceLimitExceeded      400  modeled SageMaker exception (quotas)
+    │   └── DatabaseFull           400  the database's disk is full
     ├── ConflictException          400
     ├── UnknownOperationException  400  an operation the model has and we do not implement
     ├── SerializationException     400  a body that is not JSON
     ├── auth errors                400/403 UnrecognizedClientException, InvalidSignatureException,
     │                                      IncompleteSignatureException, MissingAuthenticationToken
     ├── S3Error                    S3's codes (NoSuchBucket, NoSuchKey, SignatureDoesNotMatch, ...)
+    │   └── StorageFull            507  InsufficientStorage: the object store's disk is full
     └── logs errors                ResourceNotFoundException, InvalidParameterException
 """
 
@@ -58,6 +60,15 @@ class ResourceInUse(AwsError):
 
 class ResourceLimitExceeded(AwsError):
     code = "ResourceLimitExceeded"
+
+
+class DatabaseFull(ResourceLimitExceeded):
+    """The server's database cannot grow (disk or quota full); nothing was stored.
+
+    ``ResourceLimitExceeded`` rather than a 5xx: it is SageMaker's modeled exception for
+    "no room for more" (SDKs catch it by name), and botocore does not retry it, so the
+    caller learns at once that space must be freed instead of retrying for seconds.
+    """
 
 
 class ConflictException(AwsError):
@@ -222,3 +233,12 @@ S3InternalError = _s3("InternalError", 500, "We encountered an internal error. P
 NotModified = _s3("NotModified", 304, "Not Modified")
 InvalidRequestS3 = _s3("InvalidRequest", 400, "Invalid Request")
 MaxMessageLengthExceeded = _s3("MaxMessageLengthExceeded", 400, "Your request was too big.")
+StorageFull = _s3(
+    "InsufficientStorage",
+    507,
+    "There is no space left on the device that holds the object store; nothing was stored.",
+)
+"""Disk full (ENOSPC/EDQUOT) in the object store. AWS S3 has no such error; 507 Insufficient
+Storage (RFC 4918) says what happened, is what MinIO answers for a full drive
+(``XMinioStorageFull``), and, unlike a 503, is not retried by botocore, so a large PUT is not
+sent five times to a full disk. The code names the status, as S3's own codes do."""

@@ -47,8 +47,12 @@ def crc32_b64(value: int) -> str:
 
 def write_json(path: Path, data: dict[str, Any], tmp_dir: Path) -> None:
     tmp = tmp_dir / f"{uuid.uuid4().hex}.json"
-    tmp.write_text(json.dumps(data), encoding="utf-8")
-    replace(tmp, path)
+    try:
+        tmp.write_text(json.dumps(data), encoding="utf-8")
+        replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # a full disk must not leave half a record behind
+        raise
 
 
 def replace(src: Path, dst: Path) -> None:

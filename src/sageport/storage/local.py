@@ -18,6 +18,12 @@ training job keeps the version it linked. Multipart uploads follow the rules of
 
 Commits run without an ``await`` between reading the old sidecar and replacing it, so
 concurrent requests in the server's event loop cannot interleave them.
+
+A full disk (``ENOSPC``/``EDQUOT``) is :class:`~sageport.errors.StorageFull` (507), raised
+only after the failed write removed what it had written: the old object, if any, is
+untouched. Opening the store empties ``.tmp``: whatever is there was being written when a
+server stopped, since one server owns a data folder (``server.lock``); uploads in progress
+live in ``.uploads`` and are kept across restarts.
 """
 
 from __future__ import annotations
@@ -45,6 +51,7 @@ from sageport.storage.objectstore import (
     ObjectRange,
     Seal,
     byte_range,
+    disk_space,
 )
 from sageport.storage.records import attrs_from_json, attrs_json, bucket_info, bucket_record
 
@@ -60,6 +67,20 @@ class LocalObjectStore(MultipartUploads):
         self.tmp = root / ".tmp"
         self.uploads = root / ".uploads"
         self.uploads_space = LocalUploads(self.uploads, self.tmp, self._commit)
+        self.clean_tmp()
+
+    def clean_tmp(self) -> list[str]:
+        """Remove what interrupted writes left in ``.tmp`` (called when the store is opened);
+        the names removed. Only the server that owns the folder may call it, at start."""
+        removed = []
+        if self.tmp.is_dir():
+            for child in sorted(self.tmp.iterdir()):
+                if child.is_dir() and not child.is_symlink():
+                    shutil.rmtree(child, ignore_errors=True)
+                else:
+                    child.unlink(missing_ok=True)
+                removed.append(child.name)
+        return removed
 
     # -- buckets ----------------------------------------------------------------------------
 
@@ -88,9 +109,14 @@ class LocalObjectStore(MultipartUploads):
         folder = self._bucket_dir(bucket)
         if (folder / BUCKET_FILE).exists():
             raise BucketAlreadyOwnedByYou(resource=f"/{bucket}", BucketName=bucket)
-        self.tmp.mkdir(parents=True, exist_ok=True)
         data = bucket_record(region)
-        files.write_json(folder / BUCKET_FILE, data, self.tmp)
+        with disk_space(self.root):
+            try:
+                self.tmp.mkdir(parents=True, exist_ok=True)
+                files.write_json(folder / BUCKET_FILE, data, self.tmp)
+            except OSError:
+                files.prune(folder, self.root)  # no half-made bucket folder
+                raise
         return bucket_info(bucket, data)
 
     async def head_bucket(self, bucket: str) -> BucketInfo:
@@ -122,12 +148,18 @@ class LocalObjectStore(MultipartUploads):
 
     def _commit(self, bucket: str, key: str, data_tmp: Path, record: dict[str, Any]) -> ObjectInfo:
         """Make ``data_tmp`` the object ``key`` with metadata ``record`` (synchronous)."""
-        _, meta_path, base = self._paths(bucket, key)
+        folder, meta_path, base = self._paths(bucket, key)
         name = f"{base}.@{uuid.uuid4().hex[:16]}"
-        files.replace(data_tmp, meta_path.parent / name)
         record = {**record, "key": key, "data": name}
         old = files.read_json(meta_path)
-        files.write_json(meta_path, record, self.tmp)
+        try:
+            files.replace(data_tmp, meta_path.parent / name)
+            files.write_json(meta_path, record, self.tmp)
+        except BaseException:
+            # The sidecar was not replaced, so the old object stands; drop the new bytes.
+            (meta_path.parent / name).unlink(missing_ok=True)
+            files.prune(meta_path.parent, folder)
+            raise
         if old is not None and old["data"] != name:
             (meta_path.parent / old["data"]).unlink(missing_ok=True)
         return _object_info(bucket, record)
@@ -142,21 +174,22 @@ class LocalObjectStore(MultipartUploads):
         seal: Seal | None = None,
     ) -> ObjectInfo:
         self._bucket(bucket)
-        sink = files.Sink(self.tmp)
-        sums = await sink.consume(body, seal)
-        record = {
-            "size": sink.size,
-            "etag": sink.md5.hexdigest(),
-            "last_modified": files.now().isoformat(),
-            "attrs": attrs_json(attrs),
-            "checksums": sums,
-            "parts_count": None,
-        }
-        try:
-            return self._commit(bucket, key, sink.path, record)
-        except BaseException:
-            sink.path.unlink(missing_ok=True)
-            raise
+        with disk_space(self.root):
+            sink = files.Sink(self.tmp)
+            sums = await sink.consume(body, seal)  # removes its file if it raises
+            record = {
+                "size": sink.size,
+                "etag": sink.md5.hexdigest(),
+                "last_modified": files.now().isoformat(),
+                "attrs": attrs_json(attrs),
+                "checksums": sums,
+                "parts_count": None,
+            }
+            try:
+                return self._commit(bucket, key, sink.path, record)
+            except BaseException:
+                sink.path.unlink(missing_ok=True)
+                raise
 
     async def head_object(self, bucket: str, key: str) -> ObjectInfo:
         _, data = self._meta(bucket, key)
@@ -224,21 +257,26 @@ class LocalObjectStore(MultipartUploads):
     ) -> ObjectInfo:
         meta_path, data = self._meta(src_bucket, src_key)
         self._bucket(bucket)
-        self.tmp.mkdir(parents=True, exist_ok=True)
         tmp = self.tmp / uuid.uuid4().hex
         src = meta_path.parent / data["data"]
-        try:
-            os.link(src, tmp)  # files are immutable, so a copy can share the inode
-        except FileNotFoundError:
-            raise NoSuchKey(resource=f"/{src_bucket}/{src_key}", Key=src_key) from None
-        except OSError:
-            await asyncio.to_thread(shutil.copyfile, src, tmp)
         record = {
             **data,
             "last_modified": files.now().isoformat(),
             "attrs": attrs_json(attrs) if attrs is not None else data["attrs"],
         }
-        return self._commit(bucket, key, tmp, record)
+        with disk_space(self.root):
+            self.tmp.mkdir(parents=True, exist_ok=True)
+            try:
+                try:
+                    os.link(src, tmp)  # files are immutable, so a copy can share the inode
+                except FileNotFoundError:
+                    raise NoSuchKey(resource=f"/{src_bucket}/{src_key}", Key=src_key) from None
+                except OSError:
+                    await asyncio.to_thread(shutil.copyfile, src, tmp)
+                return self._commit(bucket, key, tmp, record)
+            except BaseException:
+                tmp.unlink(missing_ok=True)
+                raise
 
     def local_path(self, bucket: str, key: str) -> Path | None:
         try:

@@ -19,7 +19,7 @@ from typing import Any
 from sageport.errors import NoSuchUpload
 from sageport.storage import files
 from sageport.storage.multipart import UPLOAD_RECORD, Completion, StagedPart
-from sageport.storage.objectstore import ObjectInfo, Seal
+from sageport.storage.objectstore import ObjectInfo, Seal, disk_space
 from sageport.storage.records import attrs_json
 
 #: makes the file at the path the object (bucket, key) with the metadata record; synchronous
@@ -38,8 +38,9 @@ class LocalUploads:
         return files.read_json(self.folder / upload_id / name)
 
     async def write(self, upload_id: str, name: str, record: dict[str, Any]) -> None:
-        self._tmp.mkdir(parents=True, exist_ok=True)
-        files.write_json(self.folder / upload_id / name, record, self._tmp)
+        with disk_space(self.folder.parent):
+            self._tmp.mkdir(parents=True, exist_ok=True)
+            files.write_json(self.folder / upload_id / name, record, self._tmp)
 
     async def uploads(self) -> list[dict[str, Any]]:
         if not self.folder.is_dir():
@@ -59,8 +60,9 @@ class LocalUploads:
     async def stage(
         self, upload_id: str, name: str, body: AsyncIterable[bytes], seal: Seal | None
     ) -> StagedPart:
-        sink = files.Sink(self._tmp)
-        sums = await sink.consume(body, seal)
+        with disk_space(self.folder.parent):
+            sink = files.Sink(self._tmp)
+            sums = await sink.consume(body, seal)  # removes its file if it raises
         folder = self.folder / upload_id
         target = folder / name
 
@@ -81,24 +83,31 @@ class LocalUploads:
 
     async def assemble(self, done: Completion) -> ObjectInfo:
         folder = self.folder / done.upload_id
-        self._tmp.mkdir(parents=True, exist_ok=True)
         tmp = self._tmp / uuid.uuid4().hex
-        crc = await asyncio.to_thread(files.concat, [folder / p["data"] for p in done.parts], tmp)
-        record = {
-            "size": sum(p["size"] for p in done.parts),
-            "etag": done.etag,
-            "last_modified": files.now().isoformat(),
-            "attrs": attrs_json(done.attrs),
-            "checksums": {"CRC32": files.crc32_b64(crc)},
-            "parts_count": len(done.parts),
-        }
-        try:
-            if files.read_json(folder / UPLOAD_RECORD) is None:  # aborted or completed meanwhile
-                raise NoSuchUpload(resource=f"/{done.bucket}/{done.key}", UploadId=done.upload_id)
-            info = self._commit(done.bucket, done.key, tmp, record)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
+        # A full disk fails the completion with the upload intact: retry it once there is room.
+        with disk_space(self.folder.parent):
+            try:
+                self._tmp.mkdir(parents=True, exist_ok=True)
+                sources = [folder / p["data"] for p in done.parts]
+                crc = await asyncio.to_thread(files.concat, sources, tmp)
+                record = {
+                    "size": sum(p["size"] for p in done.parts),
+                    "etag": done.etag,
+                    "last_modified": files.now().isoformat(),
+                    "attrs": attrs_json(done.attrs),
+                    "checksums": {"CRC32": files.crc32_b64(crc)},
+                    "parts_count": len(done.parts),
+                }
+                if (
+                    files.read_json(folder / UPLOAD_RECORD) is None
+                ):  # aborted or completed meanwhile
+                    raise NoSuchUpload(
+                        resource=f"/{done.bucket}/{done.key}", UploadId=done.upload_id
+                    )
+                info = self._commit(done.bucket, done.key, tmp, record)
+            except BaseException:
+                tmp.unlink(missing_ok=True)
+                raise
         shutil.rmtree(folder, ignore_errors=True)
         return info
 

@@ -187,11 +187,12 @@ class MultipartUploads(ABC):
         try:
             await staged.publish()
             await self._upload(bucket, key, upload_id)  # aborted while the body streamed?
+            old = await space.read(upload_id, f"{number}.json")
+            # a record that cannot be written (disk full) leaves the part as it was
+            await space.write(upload_id, f"{number}.json", record)
         except BaseException:
             await staged.discard()
             raise
-        old = await space.read(upload_id, f"{number}.json")
-        await space.write(upload_id, f"{number}.json", record)
         if old is not None and old["data"] != name:
             await space.remove(upload_id, old["data"])
         return part_info(record)

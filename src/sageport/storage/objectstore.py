@@ -9,12 +9,15 @@ grows with object size. Errors are the S3 errors of :mod:`sageport.errors` (``No
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Mapping
+import errno
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
+from sageport.errors import StorageFull
 from sageport.settings import Settings
 
 #: Called once the body is consumed and before the object becomes visible. It returns the
@@ -92,6 +95,29 @@ class ObjectRange:
     end: int  # inclusive; ``-1`` for an empty object
     #: the bytes, in pieces; the local store's are views of the mapped file (no copy)
     body: AsyncIterator[bytes | memoryview]
+
+
+#: the errnos of a full disk: no space left, or the user's disk quota used up
+NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
+
+
+@contextmanager
+def disk_space(where: Path | str) -> Iterator[None]:
+    """Turn a full disk under ``where`` into :class:`~sageport.errors.StorageFull`.
+
+    The one place the stores map ``ENOSPC``/``EDQUOT``; what they wrap must leave nothing
+    half-written behind when it raises (the old object stays, no temp file stays), so the
+    error can say that nothing was stored.
+    """
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno not in NO_SPACE:
+            raise
+        raise StorageFull(
+            f"No space left on device in the object store at {where}: nothing was stored. "
+            "Free space there (or raise the disk quota) and retry."
+        ) from exc
 
 
 def byte_range(size: int, first: int | None, last: int | None) -> tuple[int, int]:

@@ -15,10 +15,16 @@ from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.exc import OperationalError
 
+from sageport.errors import DatabaseFull
 from sageport.store.tables import metadata
 
 __all__ = ["Connection", "Database", "dumps"]
+
+#: SQLite's "database or disk is full" (``SQLITE_FULL``), and PostgreSQL's ``disk_full``.
+SQLITE_FULL = 13
+POSTGRES_DISK_FULL = "53100"
 
 #: How long a SQLite writer waits for another writer's lock before failing, in ms.
 SQLITE_BUSY_TIMEOUT_MS = 10_000
@@ -82,9 +88,34 @@ class Database:
 
     @contextmanager
     def begin(self) -> Iterator[Connection]:
-        """A write transaction: committed on success, rolled back on error."""
-        with self.engine.begin() as conn:
-            yield conn
+        """A write transaction: committed on success, rolled back on error.
+
+        A disk (or quota) too full to write to is :class:`~sageport.errors.DatabaseFull`,
+        here for every writer: the transaction was rolled back, so nothing of it is stored,
+        and the next one succeeds once there is room again.
+        """
+        try:
+            with self.engine.begin() as conn:
+                yield conn
+        except OperationalError as exc:
+            if not self._is_full(exc):
+                raise
+            raise DatabaseFull(
+                f"The sageport database ({self._where()}) has no space left to store this: its "
+                "disk is full. Nothing was stored; free space there and retry."
+            ) from exc
+
+    @staticmethod
+    def _is_full(exc: OperationalError) -> bool:
+        orig = exc.orig
+        if getattr(orig, "sqlite_errorcode", None) == SQLITE_FULL:
+            return True
+        return getattr(orig, "sqlstate", None) == POSTGRES_DISK_FULL
+
+    def _where(self) -> str:
+        if self.is_sqlite:
+            return str(self.engine.url.database or "in memory")
+        return self.engine.url.render_as_string(hide_password=True)
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
