@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
-from endpoint_helpers import create_model, handler_model
+from endpoint_helpers import create_model, delete, deploy, handler_model
 from processing_helpers import processing_request
 from server_helpers import FAKE_GPUS, aws_error, module_server
 from training_helpers import TERMINAL, job_request, unique
@@ -152,3 +152,26 @@ def test_jobs_in_progress_over_the_quota_are_refused(server: ServerProcess) -> N
     # ended jobs no longer count
     sm.create_training_job(**job_request(server, extra, SLEEPER))
     sm.stop_training_job(TrainingJobName=extra)
+
+
+@pytest.mark.slow
+def test_desired_instance_count_over_the_quota_is_refused_and_the_endpoint_serves_on(
+    server: ServerProcess,
+) -> None:
+    sm = _client(server)
+    name = deploy(server, handler_model(1.0), "scale")
+    try:
+        for count in (9, 2**31 - 1):
+            with aws_error("ResourceLimitExceeded") as exc:
+                sm.update_endpoint_weights_and_capacities(
+                    EndpointName=name,
+                    DesiredWeightsAndCapacities=[
+                        {"VariantName": "AllTraffic", "DesiredInstanceCount": count}
+                    ],
+                )
+            assert f"request delta of {count} Instances" in _message(exc)
+        desc = sm.describe_endpoint(EndpointName=name)
+        assert desc["EndpointStatus"] == "InService"
+        assert desc["ProductionVariants"][0]["CurrentInstanceCount"] == 1
+    finally:
+        delete(server, name)
