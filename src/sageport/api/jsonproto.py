@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from typing import Any
 
 from botocore.model import OperationNotFoundError
@@ -117,10 +118,66 @@ class JsonProtocol:
         )
 
 
+#: deepest nesting of arrays and objects a request may have: the deepest input shape of the
+#: SageMaker and Logs models is a dozen levels; Python's parser would fail near 1000
+MAX_DEPTH = 64
+
+
 def _decode(body: bytes) -> Any:
+    """The JSON document ``body`` holds; anything else is a ``SerializationException``.
+
+    Strict JSON (RFC 8259): ``NaN`` and ``Infinity``, which Python's parser reads but no AWS
+    client writes, are refused, and so is nesting deeper than :data:`MAX_DEPTH`, before the
+    parser recurses into it.
+    """
     if not body.strip():
         return {}
+    depth = _nesting(body)
+    if depth > MAX_DEPTH:
+        raise SerializationException(
+            f"The request body nests arrays and objects {depth} levels deep; "
+            f"at most {MAX_DEPTH} are accepted."
+        )
     try:
-        return json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        raise SerializationException("The request body is not valid JSON.") from None
+        return json.loads(body, parse_constant=_refuse_constant)
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        detail = f": {exc}" if isinstance(exc, _NotJson) else ""
+        raise SerializationException(f"The request body is not valid JSON{detail}.") from None
+
+
+class _NotJson(ValueError):
+    pass
+
+
+def _refuse_constant(name: str) -> Any:
+    raise _NotJson(f"{name} is not a JSON number")
+
+
+_OPENERS = re.compile(rb'[\[{\]}"\\]')
+
+
+def _nesting(body: bytes) -> int:
+    """The deepest nesting of ``[``/``{`` in ``body`` outside strings (an upper bound when
+    the document is broken; it is then refused either way)."""
+    if body.count(b"[") + body.count(b"{") <= MAX_DEPTH:
+        return 0  # the common case costs two C-speed counts
+    depth = deepest = 0
+    in_string = False
+    skip = -1  # the position of a character escaped by a backslash
+    for match in _OPENERS.finditer(body):
+        if match.start() == skip:
+            continue
+        char = match.group()
+        if in_string:
+            if char == b"\\":
+                skip = match.end()
+            elif char == b'"':
+                in_string = False
+        elif char == b'"':
+            in_string = True
+        elif char in (b"[", b"{"):
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in (b"]", b"}"):
+            depth -= 1
+    return deepest

@@ -9,6 +9,13 @@ AWS reports every violation at once, in one message::
 Member paths are lowerCamelCase and list items are ``.N.member`` (1-based), as in AWS's own
 messages. Besides checking, the walk converts wire values into Python ones (timestamps →
 aware ``datetime``, blobs → ``bytes``) so handlers never parse anything.
+
+Beyond what the model states, every value a handler sees is one the rest of the server can
+hold: strings are valid Unicode (no lone surrogates) without NUL characters (neither a
+process environment, a path nor PostgreSQL can carry one), integers fit the model's Java
+types (``integer`` 32 bits, ``long`` 64 bits), numbers are finite, and timestamps lie
+between the years 1 and 9999 (:data:`EARLIEST`, :data:`LATEST`). Each of those is a
+validation error naming the member, never a failure further in.
 """
 
 from __future__ import annotations
@@ -16,13 +23,23 @@ from __future__ import annotations
 import base64
 import binascii
 import difflib
+import math
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from botocore.model import ListShape, MapShape, Shape, StructureShape
 
 from sageport.errors import ValidationException
+
+#: the range of integer types of the model (Java's ``int`` and ``long``)
+INT_RANGES = {"integer": (-(2**31), 2**31 - 1), "long": (-(2**63), 2**63 - 1)}
+#: the timestamps a request may carry: a day inside ``datetime``'s range at both ends, so
+#: converting one to any time zone or adding a day to it cannot overflow
+EARLIEST = datetime(1, 1, 2, tzinfo=UTC)
+LATEST = datetime(9999, 12, 30, tzinfo=UTC)
+#: longest value quoted in a message (AWS quotes whole values; a 1 MB one helps nobody)
+SHOW_LIMIT = 256
 
 
 def _camel(name: str) -> str:
@@ -32,7 +49,14 @@ def _camel(name: str) -> str:
 def _show(value: Any) -> str:
     if value is None:
         return "null"
-    text = value if isinstance(value, str) else repr(value)
+    if isinstance(value, dict | list):
+        text = f"<{type(value).__name__} of {len(value)}>"  # nested values can be deep
+    else:
+        text = value if isinstance(value, str) else repr(value)
+    if len(text) > SHOW_LIMIT:
+        text = text[:SHOW_LIMIT] + f"... ({len(text)} characters)"
+    # escapes, so a lone surrogate or NUL in the value cannot break the message itself
+    text = text.encode("unicode_escape").decode("ascii") if not text.isprintable() else text
     return f"'{text}'" if isinstance(value, str) else text
 
 
@@ -69,6 +93,8 @@ class Validator:
         return self._patterns[pattern]
 
     def _fail(self, errors: list[str], value: Any, path: str, constraint: str) -> None:
+        if len(path) > SHOW_LIMIT or not path.isprintable():  # map keys are the user's text
+            path = path[:SHOW_LIMIT].encode("unicode_escape").decode("ascii")
         errors.append(
             f"Value {_show(value)} at '{path}' failed to satisfy constraint: {constraint}"
         )
@@ -149,6 +175,12 @@ class Validator:
                 self._fail(errors, value, path, "Member must be a string")
                 return value
             self._length(shape, value, len(value), path, errors)
+            if not _encodable(value):
+                self._fail(errors, value, path, "Member must be valid Unicode (no lone surrogates)")
+                return value
+            if "\x00" in value:
+                self._fail(errors, value, path, "Member must not contain NUL characters")
+                return value
             if shape.enum and value not in shape.enum:
                 constraint = f"Member must satisfy enum value set: [{', '.join(shape.enum)}]"
                 close = difflib.get_close_matches(value, shape.enum, n=3, cutoff=0.75)
@@ -156,6 +188,10 @@ class Validator:
                     # AWS lists every value; for 300 instance types a suggestion helps more.
                     constraint += f" (did you mean {' or '.join(repr(c) for c in close)}?)"
                 self._fail(errors, value, path, constraint)
+            elif "s3)://" in meta.get("pattern", "") and not _s3_bucket_ok(value):
+                # the model's pattern takes any bucket ("[^/]+"), newlines included; the
+                # object store and every path built from it would not
+                self._fail(errors, value, path, S3_BUCKET_RULE)
             elif "pattern" in meta:
                 compiled = self._pattern(meta["pattern"])
                 if compiled is not None and compiled.fullmatch(value) is None:
@@ -170,11 +206,15 @@ class Validator:
             if isinstance(value, bool) or not isinstance(value, int):
                 self._fail(errors, value, path, "Member must be an integer")
                 return value
-            self._range(meta, value, path, errors)
+            lo, hi = INT_RANGES[kind]
+            self._range({"min": lo, "max": hi, **meta}, value, path, errors)
             return value
         if kind in ("float", "double"):
             if isinstance(value, bool) or not isinstance(value, int | float):
                 self._fail(errors, value, path, "Member must be a number")
+                return value
+            if not _finite(value):
+                self._fail(errors, value, path, "Member must be a finite number")
                 return value
             self._range(meta, value, path, errors)
             return float(value)
@@ -209,17 +249,74 @@ class Validator:
             )
 
     def _timestamp(self, value: Any, path: str, errors: list[str]) -> Any:
-        if isinstance(value, bool):
-            self._fail(errors, value, path, "Member must be a timestamp")
+        parsed = _parse_time(value)
+        if parsed is None:
+            self._fail(
+                errors,
+                value,
+                path,
+                "Member must be a timestamp (epoch seconds or ISO 8601) between "
+                f"{EARLIEST.isoformat()} and {LATEST.isoformat()}",
+            )
             return value
-        if isinstance(value, int | float):
-            return datetime.fromtimestamp(value, UTC)
-        if isinstance(value, str):
-            try:
-                parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        return parsed
+
+
+#: bucket names S3 has ever accepted (today's rules, and the legacy ones of us-east-1)
+_S3_BUCKET = re.compile(r"[A-Za-z0-9._-]{1,255}")
+S3_BUCKET_RULE = (
+    "Member must be an S3 URI whose bucket name has 1 to 255 letters, digits, '.', '-' or '_'"
+)
+
+
+def _s3_bucket_ok(uri: str) -> bool:
+    if not uri.startswith("s3://"):
+        return True  # https:// URIs and other values: the pattern decides
+    bucket = uri[5:].partition("/")[0]
+    return _S3_BUCKET.fullmatch(bucket) is not None
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _finite(value: float) -> bool:
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an int too large for a float
+        return False
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _parse_time(value: Any) -> datetime | None:
+    """``value`` as an aware UTC datetime within [EARLIEST, LATEST], or None."""
+    if isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            try:  # epoch seconds written as text, as some clients do
+                return _parse_time(float(value))
             except ValueError:
-                self._fail(errors, value, path, "Member must be a timestamp")
-                return value
-            return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-        self._fail(errors, value, path, "Member must be a timestamp")
-        return value
+                return None
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=UTC)
+        try:
+            parsed = parsed.astimezone(UTC)
+        except OverflowError:
+            return None
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        if not _finite(value):
+            return None
+        lo, hi = (EARLIEST - _EPOCH).total_seconds(), (LATEST - _EPOCH).total_seconds()
+        if not lo <= value <= hi:
+            return None
+        parsed = _EPOCH + timedelta(seconds=float(value))
+    else:
+        return None
+    return parsed if EARLIEST <= parsed <= LATEST else None
