@@ -45,9 +45,10 @@ def decode_token(token: str | None) -> int:
     try:
         data = json.loads(base64.urlsafe_b64decode(token.encode()))
         offset = data["offset"]
-    except (binascii.Error, ValueError, TypeError, KeyError) as exc:
+    except (binascii.Error, ValueError, TypeError, KeyError, RecursionError) as exc:
         raise ValidationException(f'Invalid pagination token "{token}".') from exc
-    if not isinstance(offset, int) or isinstance(offset, bool) or offset < 0:
+    # bounded: SQL's OFFSET is a 64-bit integer, and no listing has 2**53 rows
+    if not isinstance(offset, int) or isinstance(offset, bool) or not 0 <= offset < 2**53:
         raise ValidationException(f'Invalid pagination token "{token}".')
     return offset
 

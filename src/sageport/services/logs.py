@@ -14,11 +14,12 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 import shlex
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeGuard
 
 from sageport.clock import Clock
 from sageport.errors import LogsInvalidParameter, LogsResourceNotFound
@@ -285,9 +286,21 @@ def _stream_out(stream: store.LogStream) -> dict[str, Any]:
 
 def _parse_event_token(token: str) -> tuple[str, int]:
     direction, _, digits = token.partition("/")
-    if direction not in ("f", "b") or not digits.isdigit():
+    # ASCII digits only (str.isdigit also takes '²'), and a position SQL can hold
+    if direction not in ("f", "b") or not _TOKEN_DIGITS.fullmatch(digits):
         raise LogsInvalidParameter("The specified nextToken is invalid.")
-    return direction, int(digits)
+    position = int(digits)
+    if not _position(position):
+        raise LogsInvalidParameter("The specified nextToken is invalid.")
+    return direction, position
+
+
+_TOKEN_DIGITS = re.compile(f"[0-9]{{1,{TOKEN_DIGITS}}}")
+
+
+def _position(value: Any) -> TypeGuard[int]:
+    """Whether a token's number is a row position or id SQL can hold (0 <= n < 2**53)."""
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**53
 
 
 def _encode_offset(offset: int) -> str:
@@ -298,7 +311,7 @@ def _decode_offset(token: str | None) -> int:
     if not token:
         return 0
     offset = _decode(token).get("offset")
-    if not isinstance(offset, int) or offset < 0:
+    if not _position(offset):
         raise LogsInvalidParameter("The specified nextToken is invalid.")
     return offset
 
@@ -311,7 +324,7 @@ def _decode_key(token: str | None) -> tuple[int, int] | None:
     if not token:
         return None
     key = _decode(token).get("after")
-    if not (isinstance(key, list) and len(key) == 2 and all(isinstance(k, int) for k in key)):
+    if not (isinstance(key, list) and len(key) == 2 and all(_position(k) for k in key)):
         raise LogsInvalidParameter("The specified nextToken is invalid.")
     return key[0], key[1]
 
@@ -323,7 +336,7 @@ def _encode(data: dict[str, Any]) -> str:
 def _decode(token: str) -> dict[str, Any]:
     try:
         data = json.loads(base64.urlsafe_b64decode(token.encode()))
-    except (binascii.Error, ValueError) as exc:
+    except (binascii.Error, ValueError, RecursionError) as exc:
         raise LogsInvalidParameter("The specified nextToken is invalid.") from exc
     if not isinstance(data, dict):
         raise LogsInvalidParameter("The specified nextToken is invalid.")
