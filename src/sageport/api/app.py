@@ -9,6 +9,7 @@ protocol it came in on, so clients always get an error they can parse.
 from __future__ import annotations
 
 import logging
+import re
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -254,7 +255,16 @@ def create_app(settings: Settings, services: Services | None = None) -> Starlett
         invocations,
         routes=[
             Route(HEALTH_PATH, health, methods=["GET"]),
-            Route("/{path:path}", dispatch, methods=ALL_METHODS),
+            _every_path(dispatch),
         ],
         lifespan=lifespan,
     )
+
+
+def _every_path(endpoint: Callable[[Request], Awaitable[Response]]) -> Route:
+    """The route of every path, newlines included: Starlette's ``{path:path}`` is ``.*``
+    without DOTALL, so ``/bucket/new%0Aline`` fell through to its plain-text 404 instead of
+    getting the error the request's protocol answers."""
+    route = Route("/{path:path}", endpoint, methods=ALL_METHODS)
+    route.path_regex = re.compile(route.path_regex.pattern, re.DOTALL)
+    return route

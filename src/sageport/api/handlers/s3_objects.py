@@ -13,12 +13,16 @@ from sageport.errors import (
     InvalidArgument,
     InvalidRange,
     InvalidRequestS3,
+    KeyTooLong,
     MalformedXML,
     NotModified,
     PreconditionFailed,
     S3Error,
 )
 from sageport.storage.objectstore import ObjectAttrs, ObjectInfo, ObjectStore
+
+#: S3's limit on a key (UTF-8 bytes), as ``api.s3`` applies it to request paths
+MAX_KEY_BYTES = 1024
 
 Params = dict[str, Any]
 Result = dict[str, Any]
@@ -208,6 +212,9 @@ async def delete_objects(ctx: RequestContext, params: Params) -> Result:
     for item in spec["Objects"]:
         key = item.get("Key", "")
         try:
+            if len(key.encode("utf-8", "surrogatepass")) > MAX_KEY_BYTES:
+                # the XML's keys never passed the URL checks of a single-object request
+                raise KeyTooLong(Size=str(len(key.encode("utf-8", "surrogatepass"))))
             await store.delete_object(params["Bucket"], key)
         except S3Error as err:
             errors.append({"Key": key, "Code": err.code, "Message": err.message})
