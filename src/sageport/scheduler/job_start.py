@@ -19,7 +19,7 @@ from typing import Any
 
 from sageport.backends.base import HostHandle
 from sageport.domain import training as T
-from sageport.errors import ValidationException
+from sageport.errors import S3Error, ValidationException
 from sageport.runtime.errors import ContractError
 from sageport.scheduler.allocator import fallback_status
 from sageport.scheduler.hosts import JobContext
@@ -145,7 +145,11 @@ class JobStart:
             for started in handles.values():  # hosts started before one failed to
                 p.backend.kill(HostHandle.from_json(started))
             reason = str(exc)
-            if not isinstance(exc, TransferError | ContractError | OSError | ValueError):
+            if isinstance(exc, S3Error) and exc.status < 500:
+                # the user's data is not where the job says (NoSuchBucket, NoSuchKey, ...)
+                where = f" ({exc.resource})" if exc.resource else ""
+                reason = f"ClientError: Data download failed: {exc}{where}"
+            elif not isinstance(exc, TransferError | ContractError | OSError | ValueError):
                 # a sageport bug: the job fails once, saying so, instead of being retried
                 # (and failing the same way) on every tick
                 log.error("%s %s: staging failed", p.kind.label, job.name, exc_info=exc)
