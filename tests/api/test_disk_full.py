@@ -2,7 +2,8 @@
 
 The server's data folder (object store and SQLite database) lies on a 16 MiB tmpfs, which
 the test fills with a file of its own. PutObject must then answer S3's XML error
-``InsufficientStorage`` (507) and leave the old object and no temp file behind; a Create*
+``InsufficientStorage`` (507) and leave the old object, an upload in progress and no temp
+file behind; a Create*
 that cannot be stored must answer ``ResourceLimitExceeded`` saying the database's disk is
 full, and store nothing. Once the file is removed, both work again. Mounting needs root
 (CAP_SYS_ADMIN); elsewhere the module is skipped with the reason.
@@ -90,6 +91,7 @@ def test_a_full_disk_refuses_clearly_keeps_everything_and_recovers(
     s3.create_bucket(Bucket=BUCKET)
     s3.put_object(Bucket=BUCKET, Key="kept.bin", Body=OLD)
     job = job_request(server, unique("full"), "print('hello')\n")  # uploads its code now
+    upload = s3.create_multipart_upload(Bucket=BUCKET, Key="parts.bin")["UploadId"]
     filler = mount / "filler"
     _fill(filler)
     tmp = server.data_dir / "objects" / ".tmp"
@@ -105,6 +107,12 @@ def test_a_full_disk_refuses_clearly_keeps_everything_and_recovers(
         assert s3.get_object(Bucket=BUCKET, Key="kept.bin")["Body"].read() == OLD
         with aws_error("404"):
             s3.head_object(Bucket=BUCKET, Key="new.bin")
+        with aws_error("InsufficientStorage"):
+            s3.upload_part(
+                Bucket=BUCKET, Key="parts.bin", UploadId=upload, PartNumber=1, Body=b"p" * 65536
+            )
+        parts = s3.list_parts(Bucket=BUCKET, Key="parts.bin", UploadId=upload)
+        assert parts.get("Parts", []) == []  # the upload is intact, without the failed part
         assert list(tmp.iterdir()) == []
 
         # -- the database: fill what room SQLite's files still have, then one more ---
@@ -134,6 +142,16 @@ def test_a_full_disk_refuses_clearly_keeps_everything_and_recovers(
     # -- space is back: everything proceeds --------------------------------------------
     s3.put_object(Bucket=BUCKET, Key="kept.bin", Body=b"new")
     assert s3.get_object(Bucket=BUCKET, Key="kept.bin")["Body"].read() == b"new"
+    etag = s3.upload_part(
+        Bucket=BUCKET, Key="parts.bin", UploadId=upload, PartNumber=1, Body=b"p" * 65536
+    )["ETag"]
+    s3.complete_multipart_upload(
+        Bucket=BUCKET,
+        Key="parts.bin",
+        UploadId=upload,
+        MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": etag}]},
+    )
+    assert s3.get_object(Bucket=BUCKET, Key="parts.bin")["Body"].read() == b"p" * 65536
     _model(sm, unique("thin"), fat=False)
     arn = sm.create_training_job(**job)["TrainingJobArn"]
     assert arn.endswith(job["TrainingJobName"])
