@@ -3,9 +3,8 @@
 The server's data folder (object store and SQLite database) lies on a 16 MiB tmpfs, which
 the test fills with a file of its own. PutObject must then answer S3's XML error
 ``InsufficientStorage`` (507) and leave the old object, an upload in progress and no temp
-file behind; a Create*
-that cannot be stored must answer ``ResourceLimitExceeded`` saying the database's disk is
-full, and store nothing. Once the file is removed, both work again. Mounting needs root
+file behind; a Create* that cannot be stored must answer ``ResourceLimitExceeded`` saying
+the database's disk is full, and store nothing. Once the file is removed, both work again. Mounting needs root
 (CAP_SYS_ADMIN); elsewhere the module is skipped with the reason.
 """
 
