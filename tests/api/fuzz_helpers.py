@@ -365,7 +365,17 @@ def implemented(service: str) -> tuple[ServiceModel, list[OperationModel]]:
     """The botocore model of ``service`` and the operations sageport's dispatch table serves."""
     model = botocore.session.get_session().get_service_model(service)
     table = collect(*SERVICES[service][2])
-    return model, [model.operation_model(n) for n in sorted(table)]
+    return model, [model.operation_model(n) for n in sorted(table, key=_life_order)]
+
+
+#: operations run in the order of a resource's life, so Describe/Stop/Delete find what the
+#: Creates stored (with the values the fuzz gave them)
+LIFE = ("Create", "Add", "Describe", "List", "Get", "Filter", "Update", "Stop", "Delete")
+
+
+def _life_order(name: str) -> tuple[int, str]:
+    verb = next((i for i, v in enumerate(LIFE) if name.startswith(v)), len(LIFE))
+    return verb, name
 
 
 def target_of(service: str, op: OperationModel) -> str:
