@@ -171,6 +171,11 @@ RequestTimeTooSkewed = _s3(
 S3AuthorizationHeaderMalformed = _s3(
     "AuthorizationHeaderMalformed", 400, "The authorization header is malformed."
 )
+S3AuthorizationQueryParametersError = _s3(
+    "AuthorizationQueryParametersError",
+    400,
+    "Query-string authentication parameters are malformed.",
+)
 NoSuchBucket = _s3("NoSuchBucket", 404, "The specified bucket does not exist")
 NoSuchKey = _s3("NoSuchKey", 404, "The specified key does not exist.")
 NoSuchUpload = _s3(

@@ -1,9 +1,10 @@
 """The ASGI app: one port, every AWS protocol SageMaker user code touches.
 
-A request is routed the way moto's server does it: by the service in its SigV4 credential
-scope, then by ``X-Amz-Target`` or path. It is authenticated before anything else happens,
-and every failure — authentication, validation, a bug — is answered in the form of the
-protocol it came in on, so clients always get an error they can parse.
+A request is routed the way moto's server does it: by ``X-Amz-Target``, the service in its
+SigV4 credential scope, or its path (:func:`sageport.api.confine.surface_of`). Before anything
+else it is authenticated and confined (the signed parts alone must select that protocol:
+``api.confine``), and every failure — authentication, validation, a bug — is answered in the
+form of the protocol it came in on, so clients always get an error they can parse.
 """
 
 from __future__ import annotations
@@ -21,9 +22,10 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from sageport.api import asgi, policy
-from sageport.api.auth import AuthFailure, Scope, SignedRequest, Verifier, request_scope
+from sageport.api.auth import AuthFailure, SignedRequest, Verifier
+from sageport.api.confine import Claim, Confinement, Surface, claim_of, surface_of
 from sageport.api.dispatch import RequestContext, collect
-from sageport.api.extensions import PREFIX, ExtensionProtocol
+from sageport.api.extensions import ExtensionProtocol
 from sageport.api.handlers import (
     endpoint_configs,
     endpoints,
@@ -35,7 +37,7 @@ from sageport.api.handlers import (
 )
 from sageport.api.jsonproto import JsonProtocol
 from sageport.api.protocol import WireProtocol
-from sageport.api.query import StsProtocol
+from sageport.api.query import IamProtocol, StsProtocol
 from sageport.api.runtime import RuntimeProtocol
 from sageport.api.s3 import S3Protocol
 from sageport.api.service_models import ServiceModels
@@ -69,28 +71,24 @@ class Router:
         self.extensions = ExtensionProtocol("sagemaker", "", {}, service_models, validator)
         self.runtime = RuntimeProtocol(services.router, services.upstream, _status_of(services))
         self.sts = StsProtocol()
+        self.iam = IamProtocol()
         self.s3 = S3Protocol(services)
+        self._by_surface: dict[Surface, WireProtocol] = {
+            Surface.SAGEMAKER: self.sagemaker,
+            Surface.LOGS: self.logs,
+            Surface.EXTENSIONS: self.extensions,
+            Surface.RUNTIME: self.runtime,
+            Surface.STS: self.sts,
+            Surface.QUERY: self.iam,
+            Surface.S3: self.s3,
+        }
 
-    def pick(self, request: Request, scope: Scope | None) -> WireProtocol:
-        target = request.headers.get("x-amz-target", "")
-        return self.route(request.method, request.url.path, target, scope)
+    def protocol(self, surface: Surface) -> WireProtocol:
+        return self._by_surface[surface]
 
-    def route(self, method: str, path: str, target: str, scope: Scope | None) -> WireProtocol:
-        service = scope.service if scope else ""
-        if path.startswith(PREFIX):
-            return self.extensions
-        if target.startswith("Logs_") or service == "logs":
-            return self.logs
-        if target or (service == "sagemaker" and path == "/"):
-            return self.sagemaker
-        if service == "sts":
-            return self.sts
-        if path.startswith("/endpoints/") and service in ("sagemaker", ""):
-            return self.runtime
-        if not service and method == "POST" and path == "/":
-            # An unsigned POST / carries no hint; answer as the JSON control plane would.
-            return self.sagemaker
-        return self.s3
+    def route(self, method: str, path: str, target: str, claim: Claim | None) -> WireProtocol:
+        """The protocol that answers a request (``api.confine`` decides whether it may)."""
+        return self._by_surface[surface_of(method, path, target, claim)]
 
     def action(self, protocol: WireProtocol, target: str) -> str:
         """The IAM-style action a routed request asks for, which ``api.policy`` decides on
@@ -103,6 +101,8 @@ class Router:
             return "sagemaker:InvokeEndpoint"
         if protocol is self.extensions:
             return "sageport:Read"
+        if protocol is self.iam:
+            return "iam:*"
         return "sts:*" if protocol is self.sts else "s3:*"
 
 
@@ -137,16 +137,17 @@ def _signed_request(request: Request) -> SignedRequest:
     return asgi.signed_request(request.scope)
 
 
-Invocations = Callable[[asgi.Scope, asgi.Receive, asgi.Send, SignedRequest], Awaitable[None]]
+Invocations = Callable[
+    [asgi.Scope, asgi.Receive, asgi.Send, SignedRequest, Claim | None], Awaitable[None]
+]
 
 
 class App(Starlette):
     """Starlette, with InvokeEndpoint (``POST /endpoints/...`` the runtime protocol would
     answer) taken before its middleware and routing: see :mod:`sageport.api.asgi`."""
 
-    def __init__(self, router: Router, invocations: Invocations, **kwargs: Any) -> None:
+    def __init__(self, invocations: Invocations, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self._protocols = router
         self._invocations = invocations
 
     async def __call__(self, scope: asgi.Scope, receive: asgi.Receive, send: asgi.Send) -> None:
@@ -157,9 +158,9 @@ class App(Starlette):
         ):
             signed = asgi.signed_request(scope)
             target = signed.headers.get("x-amz-target", "")
-            protocol = self._protocols.route("POST", scope["path"], target, request_scope(signed))
-            if protocol is self._protocols.runtime:
-                await self._invocations(scope, receive, send, signed)
+            claim = claim_of(signed)
+            if surface_of("POST", scope["path"], target, claim) is Surface.RUNTIME:
+                await self._invocations(scope, receive, send, signed, claim)
                 return
         await super().__call__(scope, receive, send)
 
@@ -171,11 +172,16 @@ def create_app(settings: Settings, services: Services | None = None) -> Starlett
     keys = svc.keys  # credentials.json and the live job keys
     verifier = Verifier(keys, settings.max_clock_skew_seconds)
     router = Router(svc)
+    confinement = Confinement(settings.region)
 
     runtime = router.runtime
 
     async def invocations(
-        scope: asgi.Scope, receive: asgi.Receive, send: asgi.Send, signed: SignedRequest
+        scope: asgi.Scope,
+        receive: asgi.Receive,
+        send: asgi.Send,
+        signed: SignedRequest,
+        claim: Claim | None,
     ) -> None:
         """``dispatch`` for the runtime protocol, on the raw ASGI scope."""
         try:
@@ -185,6 +191,7 @@ def create_app(settings: Settings, services: Services | None = None) -> Starlett
                 return
             try:
                 signed_by = verifier.verify(signed, body, svc.clock.now())
+                confinement.check(signed, claim, Surface.RUNTIME)
             except AuthFailure as refused:
                 raise runtime.auth_error(refused) from None
             policy.authorize(
@@ -211,8 +218,10 @@ def create_app(settings: Settings, services: Services | None = None) -> Starlett
     async def dispatch(request: Request) -> Response:
         request_id = str(uuid.uuid4())
         signed = _signed_request(request)
-        claimed = request_scope(signed)
-        protocol = router.pick(request, claimed)
+        claim = claim_of(signed)
+        target = signed.headers.get("x-amz-target", "")
+        surface = surface_of(request.method, request.url.path, target, claim)
+        protocol = router.protocol(surface)
         try:
             body = (
                 await _read_body(request, settings.max_json_body_bytes)
@@ -221,9 +230,11 @@ def create_app(settings: Settings, services: Services | None = None) -> Starlett
             )
             try:
                 scope = verifier.verify(signed, body, svc.clock.now())
+                # what the signature authorises, once it is known to be the key holder's
+                confinement.check(signed, claim, surface)
             except AuthFailure as refused:
                 raise protocol.auth_error(refused) from None
-            action = router.action(protocol, request.headers.get("x-amz-target", ""))
+            action = router.action(protocol, target)
             policy.authorize(keys.get(scope.access_key), action, settings.account_id)
             ctx = RequestContext(
                 services=svc,
@@ -251,7 +262,6 @@ def create_app(settings: Settings, services: Services | None = None) -> Starlett
                 svc.close()
 
     return App(
-        router,
         invocations,
         routes=[
             Route(HEALTH_PATH, health, methods=["GET"]),

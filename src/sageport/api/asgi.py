@@ -30,15 +30,25 @@ class Disconnected(Exception):
 
 def signed_request(scope: Scope) -> SignedRequest:
     """The request from its ASGI scope: raw path and query, headers by lower-case name (the
-    last of repeated headers wins)."""
+    last of repeated headers wins, and their names are kept for ``api.confine``)."""
     raw_path = scope.get("raw_path") or scope["path"].encode()
-    headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+    pairs = scope["headers"]
+    headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in pairs}
+    repeated: frozenset[str] = frozenset()
+    if len(headers) != len(pairs):
+        seen: set[str] = set()
+        twice: set[str] = set()
+        for k, _ in pairs:
+            name = k.decode("latin-1").lower()
+            (twice if name in seen else seen).add(name)
+        repeated = frozenset(twice)
     return SignedRequest(
         method=scope["method"],
         raw_path=raw_path.decode("latin-1").split("?", 1)[0],
         raw_query=scope.get("query_string", b"").decode("latin-1"),
         headers=headers,
         host=headers.get("host", ""),
+        repeated=repeated,
     )
 
 

@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import enum
 import functools
+import hashlib
 import hmac
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from botocore.auth import HmacV1QueryAuth, S3SigV4QueryAuth, SigV4Auth
+from botocore.auth import HmacV1QueryAuth, S3SigV4QueryAuth, SigV4Auth, SigV4QueryAuth
 from botocore.awsrequest import AWSRequest
 from botocore.compat import HTTPHeaders, urlsplit
 from botocore.credentials import Credentials
@@ -31,6 +32,8 @@ ALGORITHM = "AWS4-HMAC-SHA256"
 AMZ_DATE_FORMAT = "%Y%m%dT%H%M%SZ"
 #: signers kept per (access key, service, region); past this many the cache starts over
 SIGNER_CACHE = 256
+#: the longest a presigned URL may live (S3's limit, a week)
+MAX_EXPIRES = 604800
 
 
 class AuthProblem(enum.Enum):
@@ -40,6 +43,12 @@ class AuthProblem(enum.Enum):
     BAD_SIGNATURE = "bad_signature"
     SKEWED = "skewed"
     EXPIRED = "expired"
+    #: the credential scope names another service than the request's protocol answers to
+    WRONG_SERVICE = "wrong_service"
+    #: the credential scope names another region than the server's
+    WRONG_REGION = "wrong_region"
+    #: the signature is valid but does not cover what selects the operation (api.confine)
+    DENIED = "denied"
 
 
 MISSING_TOKEN = "Missing Authentication Token"
@@ -54,14 +63,27 @@ class AuthFailure(Exception):
     """Why a request was not accepted; the protocol decides how to say it.
 
     ``bad_argument`` marks an Authorization header of a kind AWS does not know at all
-    (S3 answers ``InvalidArgument`` for it rather than a malformed-signature error).
+    (S3 answers ``InvalidArgument`` for it rather than a malformed-signature error);
+    ``in_query`` a problem with a query-string signature (S3 then says
+    ``AuthorizationQueryParametersError``); ``extra`` holds facts a protocol may name in its
+    error (``HeadersNotSigned``; ``claimed``/``expected`` for a wrong service or region).
     """
 
-    def __init__(self, problem: AuthProblem, message: str, *, bad_argument: bool = False) -> None:
+    def __init__(
+        self,
+        problem: AuthProblem,
+        message: str,
+        *,
+        bad_argument: bool = False,
+        in_query: bool = False,
+        extra: Mapping[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.problem = problem
         self.message = message
         self.bad_argument = bad_argument
+        self.in_query = in_query
+        self.extra: Mapping[str, str] = extra or {}
 
 
 @dataclass(frozen=True)
@@ -83,6 +105,8 @@ class SignedRequest:
     raw_query: str
     headers: Mapping[str, str]  # lower-cased names
     host: str
+    #: names of headers the request repeats (``headers`` holds the last value of each)
+    repeated: frozenset[str] = frozenset()
 
 
 def parse_scope(credential: str) -> Scope:
@@ -122,30 +146,37 @@ def _parse_header(value: str) -> tuple[Scope, tuple[str, ...], str]:
     )
 
 
+def parse_authorization(value: str) -> tuple[Scope, tuple[str, ...], str]:
+    """A SigV4 Authorization header's (scope, signed headers, signature); AuthFailure if it
+    is not one."""
+    return _parse_header(value)
+
+
 def request_scope(req: SignedRequest) -> Scope | None:
     """The credential scope the request claims, if any; used for routing before verifying."""
     try:
         auth = req.headers.get("authorization")
         if auth:
             return _parse_header(auth)[0]
-        query = _query_pairs(req.raw_query)
+        query = query_pairs(req.raw_query)
         cred = query.get("X-Amz-Credential")
-        return parse_scope(_unquote(cred)) if cred else None
+        return parse_scope(unquote(cred)) if cred else None
     except AuthFailure:
         return None
 
 
-def _unquote(value: str) -> str:
-    from urllib.parse import unquote
+def unquote(value: str) -> str:
+    from urllib.parse import unquote as _unquote_url
 
-    return unquote(value)
+    return _unquote_url(value)
 
 
-def _query_pairs(raw_query: str) -> dict[str, str]:
+def query_pairs(raw_query: str) -> dict[str, str]:
+    """The query's parameters, names decoded and values as sent (the last of repeats)."""
     out: dict[str, str] = {}
     for pair in raw_query.split("&") if raw_query else []:
         key, _, val = pair.partition("=")
-        out[_unquote(key)] = val
+        out[unquote(key)] = val
     return out
 
 
@@ -162,6 +193,25 @@ def _http_date(value: str) -> datetime | None:
     except (TypeError, ValueError, IndexError):
         return None
     return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+def _expires(value: str) -> int:
+    """``X-Amz-Expires`` in seconds, within S3's bounds (a week at most)."""
+    value = unquote(value)
+    if not value.lstrip("-").isdigit() or not value.isascii():
+        raise AuthFailure(AuthProblem.MALFORMED, "X-Amz-Expires should be a number", in_query=True)
+    seconds = int(value)
+    if seconds < 0:
+        raise AuthFailure(
+            AuthProblem.MALFORMED, "X-Amz-Expires must be non-negative", in_query=True
+        )
+    if seconds > MAX_EXPIRES:
+        raise AuthFailure(
+            AuthProblem.MALFORMED,
+            f"X-Amz-Expires must be less than a week (in seconds) that is {MAX_EXPIRES}",
+            in_query=True,
+        )
+    return seconds
 
 
 class _SignedAt(HmacV1QueryAuth):  # type: ignore[misc]
@@ -206,7 +256,7 @@ class Verifier:
             return self._verify_header_v2(req, auth, now)
         if auth:
             return self._verify_header(req, auth, body, now)
-        query = _query_pairs(req.raw_query)
+        query = query_pairs(req.raw_query)
         if "X-Amz-Signature" in query:
             return self._verify_presigned(req, query, now)
         if "Signature" in query and "AWSAccessKeyId" in query:
@@ -247,6 +297,19 @@ class Verifier:
             if value is None:
                 raise AuthFailure(AuthProblem.BAD_SIGNATURE, f"Signed header {name} is missing.")
             headers[name.lower()] = value
+        # botocore's SigV4Auth signs this header's value in place of the body's hash: a
+        # service that signs its body must find the body it got there (never
+        # UNSIGNED-PAYLOAD, which only S3 accepts)
+        if (
+            body is not None
+            and "x-amz-content-sha256" in headers
+            and headers["x-amz-content-sha256"] != hashlib.sha256(body).hexdigest()
+        ):
+            raise AuthFailure(
+                AuthProblem.BAD_SIGNATURE,
+                "The signed x-amz-content-sha256 is not the SHA-256 of the request body: "
+                "this service's signature must cover its body.",
+            )
         url = f"http://{req.host}{req.raw_path}" + (f"?{req.raw_query}" if req.raw_query else "")
         received = Received(req.method, url, headers, body or b"", amz_date)
         if not hmac.compare_digest(self._signer(key, scope).signature(received), signature):
@@ -256,30 +319,41 @@ class Verifier:
     def _verify_presigned(self, req: SignedRequest, query: dict[str, str], now: datetime) -> Scope:
         if query.get("X-Amz-Algorithm") != ALGORITHM:
             raise AuthFailure(
-                AuthProblem.MALFORMED, 'X-Amz-Algorithm only supports "AWS4-HMAC-SHA256"'
+                AuthProblem.MALFORMED,
+                'X-Amz-Algorithm only supports "AWS4-HMAC-SHA256"',
+                in_query=True,
             )
-        scope = parse_scope(_unquote(query.get("X-Amz-Credential", "")))
+        try:
+            scope = parse_scope(unquote(query.get("X-Amz-Credential", "")))
+        except AuthFailure as bad:
+            raise AuthFailure(AuthProblem.MALFORMED, bad.message, in_query=True) from None
+        expires = _expires(query.get("X-Amz-Expires", ""))
         key = self._key(scope)
         amz_date = query.get("X-Amz-Date", "")
         try:
             when = datetime.strptime(amz_date, AMZ_DATE_FORMAT).replace(tzinfo=UTC)
-            expires = int(query.get("X-Amz-Expires", "0"))
         except ValueError:
             raise AuthFailure(
-                AuthProblem.MALFORMED, "X-Amz-Date or X-Amz-Expires is malformed."
+                AuthProblem.MALFORMED,
+                f"X-Amz-Date must be in the ISO8601 Long Format \"yyyyMMdd'T'HHmmss'Z'\": "
+                f"{unquote(amz_date)!r}",
+                in_query=True,
             ) from None
         if (now - when).total_seconds() > expires:
             raise AuthFailure(AuthProblem.EXPIRED, "Request has expired")
         if (when - now).total_seconds() > self._max_skew:
             raise AuthFailure(AuthProblem.SKEWED, "Request is not yet valid")
-        signed = _unquote(query.get("X-Amz-SignedHeaders", "host")).split(";")
+        signed = unquote(query.get("X-Amz-SignedHeaders", "host")).split(";")
         headers = {n: req.headers[n] for n in signed if n in req.headers}
         kept = "&".join(p for p in req.raw_query.split("&") if not p.startswith("X-Amz-Signature="))
         url = f"http://{req.host}{req.raw_path}?{kept}"
         aws_req = AWSRequest(method=req.method, url=url, headers=headers)
         aws_req.context["timestamp"] = amz_date
         creds = Credentials(key.access_key_id, key.secret_access_key)
-        signer = S3SigV4QueryAuth(creds, scope.service, scope.region, expires=expires)
+        # S3 presigns with UNSIGNED-PAYLOAD, other services (STS for EKS tokens) the empty
+        # body's hash: botocore's signer for each
+        query_signer = S3SigV4QueryAuth if scope.service == "s3" else SigV4QueryAuth
+        signer = query_signer(creds, scope.service, scope.region, expires=expires)
         self._compare(signer, aws_req, query["X-Amz-Signature"])
         return scope
 
@@ -287,7 +361,7 @@ class Verifier:
         self, req: SignedRequest, query: dict[str, str], now: datetime
     ) -> Scope:
         """S3 query-string auth v2: what ``generate_presigned_url`` still makes by default."""
-        scope = Scope(_unquote(query["AWSAccessKeyId"]), "", "", "s3")
+        scope = Scope(unquote(query["AWSAccessKeyId"]), "", "", "s3")
         key = self._key(scope)
         expires = query.get("Expires", "")
         if not expires.isdigit():
@@ -305,7 +379,7 @@ class Verifier:
         signer = _SignedAt(Credentials(key.access_key_id, key.secret_access_key), expires)
         split = urlsplit(f"http://{req.host}{req.raw_path}" + (f"?{kept}" if kept else ""))
         expected = signer.sign_string(signer.canonical_string(req.method, split, headers))
-        if not hmac.compare_digest(expected, _unquote(query["Signature"])):
+        if not hmac.compare_digest(expected, unquote(query["Signature"])):
             raise AuthFailure(
                 AuthProblem.BAD_SIGNATURE,
                 "The request signature we calculated does not match the signature you provided. "

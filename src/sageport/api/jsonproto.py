@@ -25,6 +25,7 @@ from sageport.api.serialize import to_json
 from sageport.api.service_models import ServiceModels
 from sageport.api.validate import Validator
 from sageport.errors import (
+    AccessDeniedException,
     AwsError,
     IncompleteSignature,
     InternalFailure,
@@ -49,6 +50,8 @@ def json_auth_error(failure: AuthFailure) -> AwsError:
             return IncompleteSignature(failure.message)
         case AuthProblem.UNKNOWN_KEY:
             return UnrecognizedClient(failure.message)
+        case AuthProblem.DENIED:
+            return AccessDeniedException(failure.message)
         case _:
             return InvalidSignature(failure.message)
 

@@ -47,6 +47,7 @@ from sageport.errors import (
     RequestTimeTooSkewed,
     S3AccessDenied,
     S3AuthorizationHeaderMalformed,
+    S3AuthorizationQueryParametersError,
     S3Error,
     SignatureDoesNotMatch,
 )
@@ -153,11 +154,34 @@ class S3Protocol:
                 else value,
                 ArgumentName="Authorization",
             )
+        malformed = (
+            S3AuthorizationQueryParametersError
+            if failure.in_query
+            else S3AuthorizationHeaderMalformed
+        )
+        where = (
+            "Error parsing the X-Amz-Credential parameter"
+            if failure.in_query
+            else "The authorization header is malformed"
+        )
+        claimed, expected = failure.extra.get("claimed", ""), failure.extra.get("expected", "")
         match failure.problem:
             case AuthProblem.MISSING:
                 return S3AccessDenied("" if failure.message == MISSING_TOKEN else failure.message)
             case AuthProblem.MALFORMED:
-                return S3AuthorizationHeaderMalformed(failure.message)
+                return malformed(failure.message)
+            case AuthProblem.WRONG_REGION:
+                return malformed(
+                    f"{where}; the region '{claimed}' is wrong; expecting '{expected}'",
+                    Region=expected,
+                )
+            case AuthProblem.WRONG_SERVICE:
+                return malformed(
+                    f'{where}; incorrect service "{claimed}". This endpoint belongs to '
+                    f'"{expected}".'
+                )
+            case AuthProblem.DENIED:
+                return S3AccessDenied(failure.message, **failure.extra)
             case AuthProblem.UNKNOWN_KEY:
                 return InvalidAccessKeyId()
             case AuthProblem.SKEWED:
