@@ -382,6 +382,6 @@ def target_of(service: str, op: OperationModel) -> str:
     return f"{SERVICES[service][1]}.{op.name}"
 
 
-#: the server settings fuzz runs use: fake GPUs, loose CPU accounting, and jobs that never
-#: get past staging for long (the fuzz only needs what the API answers)
+#: the server settings fuzz runs use: four fake GPUs and loose CPU accounting, so instance
+#: types are admitted (the jobs it creates then fail at staging: their data does not exist)
 SETTINGS = 'fake_gpus = "4"\ncpu_overcommit = 100.0\nmemory_overcommit = 100.0\n'
