@@ -426,3 +426,14 @@ def test_iam_is_a_parseable_access_denied(server: ServerProcess) -> None:
         server.client("iam").get_role(RoleName="x")
     assert err.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
     assert "iam:GetRole" in err.value.response["Error"]["Message"]
+
+
+def test_unsigned_variant_header_on_invoke_endpoint_is_refused(server: ServerProcess) -> None:
+    path = "/endpoints/no-such-endpoint/invocations"
+    signed = _signed(server, "sagemaker", "POST", path, {"Content-Type": "application/json"}, b"{}")
+    status, _, body = _send(server, "POST", path, signed, b"{}")
+    assert (status, json.loads(body)["ErrorCode"]) == (400, "ValidationError")
+    bent = [*signed, ("X-Amzn-SageMaker-Target-Variant", "other")]
+    status, _, body = _send(server, "POST", path, bent, b"{}")
+    assert (status, json.loads(body)["ErrorCode"]) == (400, "AccessDeniedException")
+    assert "x-amzn-sagemaker-target-variant" in json.loads(body)["Message"]

@@ -120,8 +120,8 @@ def parse_scope(credential: str) -> Scope:
 
 @functools.lru_cache(maxsize=256)
 def _parse_header(value: str) -> tuple[Scope, tuple[str, ...], str]:
-    """The Authorization header's parts; cached, as routing reads the scope before the
-    verifier reads the rest."""
+    """The Authorization header's parts; cached, as ``api.confine`` reads the claim before
+    the verifier reads the rest."""
     if not value.startswith(ALGORITHM + " "):
         raise AuthFailure(
             AuthProblem.MALFORMED,
@@ -150,19 +150,6 @@ def parse_authorization(value: str) -> tuple[Scope, tuple[str, ...], str]:
     """A SigV4 Authorization header's (scope, signed headers, signature); AuthFailure if it
     is not one."""
     return _parse_header(value)
-
-
-def request_scope(req: SignedRequest) -> Scope | None:
-    """The credential scope the request claims, if any; used for routing before verifying."""
-    try:
-        auth = req.headers.get("authorization")
-        if auth:
-            return _parse_header(auth)[0]
-        query = query_pairs(req.raw_query)
-        cred = query.get("X-Amz-Credential")
-        return parse_scope(unquote(cred)) if cred else None
-    except AuthFailure:
-        return None
 
 
 def unquote(value: str) -> str:

@@ -17,7 +17,9 @@ select that protocol and operation:
 - on S3 every ``x-amz-*`` header must be signed (S3's own rule): ``x-amz-copy-source`` turns a
   PutObject into a CopyObject, ``x-amz-metadata-directive``/``x-amz-tagging`` change what it
   writes; a SigV2 query signature signs none of them. Sub-resources (``uploadId``, ``delete``
-  ...) are query parameters, which both signature versions sign;
+  ...) are query parameters, which both signature versions sign. On InvokeEndpoint, likewise
+  every ``x-amzn-sagemaker-*`` header (target variant, model, session: they choose where the
+  request goes);
 - a header that is signed or ``x-amz-*`` may appear only once: the verifier reads the last of
   repeated headers and Starlette's ``headers.get`` the first.
 
@@ -211,13 +213,16 @@ class Confinement:
                 "a request names must be signed.",
                 extra={"HeadersNotSigned": "x-amz-target"},
             )
-        if surface is Surface.S3:
-            unsigned = [h for h in headers if h.startswith("x-amz-") and h not in claim.signed]
+        if surface is Surface.S3 or surface is Surface.RUNTIME:
+            # S3: x-amz-*; InvokeEndpoint: x-amzn-sagemaker-* (target variant, model, session)
+            prefix = "x-amz-" if surface is Surface.S3 else "x-amzn-sagemaker-"
+            unsigned = [h for h in headers if h.startswith(prefix) and h not in claim.signed]
             if unsigned:
                 raise AuthFailure(
                     AuthProblem.DENIED,
-                    f"{NOT_SIGNED}: {', '.join(sorted(unsigned))} (every x-amz-* header of an "
-                    "S3 request must be signed)",
+                    f"{NOT_SIGNED}: {', '.join(sorted(unsigned))} (every {prefix}* header of "
+                    f"{'an S3' if surface is Surface.S3 else 'an InvokeEndpoint'} request must "
+                    "be signed)",
                     extra={"HeadersNotSigned": ", ".join(sorted(unsigned))},
                 )
         if req.repeated:
