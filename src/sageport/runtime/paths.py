@@ -8,11 +8,13 @@ builder takes the second view, so every ``SM_*`` path is one the process can ope
 
 from __future__ import annotations
 
+import posixpath
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from sageport.runtime import names
+from sageport.runtime.errors import ContractError
 
 
 @dataclass(frozen=True)
@@ -128,4 +130,43 @@ def rewrite_opt_ml(value: str, root: Path) -> str:
     head, sep, tail = value.partition("=") if value.startswith("-") else ("", "", value)
     if tail == base or tail.startswith(base + "/"):
         return head + sep + str(root) + tail[len(base) :]
+    return value
+
+
+class PathOutsideBase(ContractError):
+    """A path from a request that leaves the folder it must stay in (message names the field)."""
+
+
+def confine(value: str, base: str, field: str) -> str:
+    """``value`` normalised, or :class:`PathOutsideBase` when it leaves ``base``.
+
+    Pure (no filesystem access): the path as the job would see it, not as this machine does.
+    It must be absolute, free of NUL bytes and, once ``posixpath.normpath`` has folded its
+    ``.``/``..`` segments, ``base`` itself or below it; ``/opt/ml/processing2`` is not below
+    ``/opt/ml/processing``. The server maps such a path to a folder of its own, so a ``..``
+    that escaped here would make the server read or write a file of the host.
+    """
+    shown = repr(value)
+    if not value:
+        raise PathOutsideBase(f"{field} must not be empty.")
+    if "\0" in value:
+        raise PathOutsideBase(f"{field} {shown} contains a NUL byte.")
+    if not value.startswith("/"):
+        raise PathOutsideBase(f"{field} {shown} must be an absolute path (under {base}).")
+    normal = posixpath.normpath(value)
+    if normal.startswith("//"):
+        normal = "/" + normal.lstrip("/")  # POSIX keeps a leading "//"; it is "/" on Linux
+    root = posixpath.normpath(base)
+    if normal != root and not normal.startswith(root.rstrip("/") + "/"):
+        raise PathOutsideBase(f"{field} {shown} is outside {root}.")
+    return normal
+
+
+def confine_name(value: str, field: str) -> str:
+    """A single folder name from a request (a channel name): not empty, no ``/``, no NUL,
+    not ``.`` or ``..`` (both match ``ChannelName``'s pattern ``[A-Za-z0-9.\\-_]+``)."""
+    if not value or value in (".", "..") or "/" in value or "\0" in value:
+        raise PathOutsideBase(
+            f"{field} {value!r} is not a folder name (it would leave /opt/ml/input/data)."
+        )
     return value

@@ -9,8 +9,10 @@ are synced to ``CheckpointConfig.S3Uri``. The failure reason follows SageMaker: 
 from __future__ import annotations
 
 import asyncio
+import os
 import tarfile
 import tempfile
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -18,29 +20,44 @@ from typing import Any
 from sageport.backends.base import ExitInfo
 from sageport.runtime.paths import HostPaths
 from sageport.scheduler.hosts import JobContext, checkpoint_dir
+from sageport.storage import folders
 from sageport.storage.objectstore import ObjectStore
 from sageport.storage.transfer import parse_s3_uri, upload_file, upload_tree
 
 FAILURE_LIMIT = 1024
 
 
-def _pack(sources: Sequence[Path], target: Path) -> None:
-    """A tar.gz of the files under ``sources`` (first source wins on a name clash)."""
+def _pack(base: Path, sources: Sequence[Path], target: Path) -> None:
+    """A tar.gz of what lies under ``sources`` (first source wins on a name clash).
+
+    Read through :mod:`sageport.storage.folders`, so no file is opened through a symlink the
+    job left: a link is stored as a link (what ``tar`` does), never the file it points at.
+    """
     seen: set[str] = set()
     with tarfile.open(target, "w:gz") as tar:
         for root in sources:
-            if not root.is_dir():
-                continue
-            for path in sorted(root.rglob("*")):
-                rel = path.relative_to(root).as_posix()
-                if rel in seen or not (path.is_file() or path.is_dir()):
+            for entry in folders.walk(base, root):
+                if entry.rel in seen or entry.rel == ".":
                     continue
-                seen.add(rel)
-                tar.add(path, arcname=rel, recursive=False)
+                seen.add(entry.rel)
+                if entry.kind == "file":
+                    with os.fdopen(os.dup(entry.fd), "rb") as fh:
+                        info = tar.gettarinfo(arcname=entry.rel, fileobj=fh)
+                        info.uid = info.gid = 0
+                        info.uname = info.gname = ""
+                        tar.addfile(info, fh)
+                    continue
+                info = tarfile.TarInfo(entry.rel)
+                if entry.kind == "dir":
+                    info.type, info.mode = tarfile.DIRTYPE, 0o755
+                else:
+                    info.type, info.linkname, info.mode = tarfile.SYMTYPE, entry.target, 0o777
+                info.mtime = int(time.time())
+                tar.addfile(info)
 
 
-def _has_files(roots: Iterable[Path]) -> bool:
-    return any(p.is_file() for r in roots if r.is_dir() for p in r.rglob("*"))
+def _has_files(base: Path, roots: Iterable[Path]) -> bool:
+    return any(folders.has_files(base, r) for r in roots)
 
 
 async def store_outputs(
@@ -55,20 +72,27 @@ async def store_outputs(
         root = parse_s3_uri(base).join(ctx.name, "output")
         with tempfile.TemporaryDirectory() as tmp:
             model = Path(tmp) / "model.tar.gz"
-            await asyncio.to_thread(_pack, [p.model_dir for p in paths], model)
+            await asyncio.to_thread(_pack, ctx.job_dir, [p.model_dir for p in paths], model)
             await upload_file(store, model, root.join("model.tar.gz"))
             out["model_artifacts"] = str(root.join("model.tar.gz"))
             data_dirs = [p.output_data_dir for p in paths]
-            if _has_files(data_dirs):
+            if _has_files(ctx.job_dir, data_dirs):
                 data = Path(tmp) / "output.tar.gz"
-                await asyncio.to_thread(_pack, data_dirs, data)
+                await asyncio.to_thread(_pack, ctx.job_dir, data_dirs, data)
                 await upload_file(store, data, root.join("output.tar.gz"))
                 out["output_artifacts"] = str(root.join("output.tar.gz"))
     checkpoint = ctx.spec.get("CheckpointConfig")
     if checkpoint and checkpoint.get("S3Uri"):
+        skipped: list[str] = []
         await upload_tree(
-            store, checkpoint_dir(paths[0], checkpoint), parse_s3_uri(checkpoint["S3Uri"])
+            store,
+            checkpoint_dir(paths[0], checkpoint),
+            parse_s3_uri(checkpoint["S3Uri"]),
+            base=ctx.job_dir,
+            skipped=skipped,
         )
+        if skipped:
+            out["log_lines"] = skipped
     return out
 
 
@@ -79,11 +103,13 @@ def failure_reason(
     for host, info in exits.items():
         if info.returncode == 0:
             continue
-        written = HostPaths(ctx.job_dir / host).failure_file
-        if written.is_file():
-            text = written.read_text(errors="replace").strip()
-            if text:
-                return text[:FAILURE_LIMIT]
+        # never through a link: the job could point output/failure at any host file
+        written = folders.read_inside(
+            ctx.job_dir, HostPaths(ctx.job_dir / host).failure_file, 4 * FAILURE_LIMIT
+        )
+        text = (written or "").strip()
+        if text:
+            return text[:FAILURE_LIMIT]
         if info.returncode is None:
             reason = f"InternalServerError: the process on {host} ended unobserved: {info.reason}"
             return reason[:FAILURE_LIMIT]

@@ -8,6 +8,7 @@ restored, and a :class:`LaunchSpec` built for the backend.
 
 from __future__ import annotations
 
+import posixpath
 import shlex
 import tarfile
 import tempfile
@@ -126,13 +127,11 @@ def checkpoint_dir(paths: HostPaths, checkpoint: Mapping[str, Any]) -> Path:
     """Where ``CheckpointConfig.LocalPath`` lives in the host folder (restored before the
     run, uploaded after it); a path outside /opt/ml means the default ``checkpoints/``."""
     local = checkpoint.get("LocalPath")
-    if not local or local == "/opt/ml/checkpoints":
-        return paths.checkpoints_dir
-    return (
-        paths.root / Path(local).relative_to("/opt/ml")
-        if local.startswith("/opt/ml/")
-        else paths.checkpoints_dir
-    )
+    # normalised first (create refuses a `..` that leaves /opt/ml; this is the second check)
+    normal = posixpath.normpath(local) if isinstance(local, str) and "\0" not in local else ""
+    if normal.startswith("/opt/ml/") and normal != "/opt/ml/checkpoints":
+        return paths.root / normal[len("/opt/ml/") :]
+    return paths.checkpoints_dir
 
 
 async def _unpack_code(job: JobContext, paths: HostPaths, store: ObjectStore) -> None:

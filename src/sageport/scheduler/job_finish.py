@@ -70,6 +70,10 @@ class JobFinish:
         extra: dict[str, Any] = {"ended_at": p.now()}
         try:
             stored = await p.kind.store_outputs(ctx, p.store, p.kind.host_names(job.spec))
+            notes = stored.pop("log_lines", [])  # e.g. symlinks an upload left out
+            streams = list((job.extra.get("log_streams") or {}).values())
+            if notes and streams:
+                self.logs.system_log(streams[0], notes)
             extra.update(stored)
         except (TransferError, OSError) as exc:
             failed = f"Uploading the job's artifacts failed: {exc}"

@@ -18,6 +18,7 @@ from sageport.scheduler.processing_hosts import (
     upload_outputs,
 )
 from sageport.services.admission import processing_hosts
+from sageport.storage import folders
 from sageport.storage.objectstore import ObjectStore
 
 EXIT_MESSAGE_LIMIT = 1024
@@ -49,12 +50,15 @@ class ProcessingKind:
     async def store_outputs(
         self, ctx: JobContext, store: ObjectStore, hosts: Sequence[str]
     ) -> dict[str, Any]:
-        await upload_outputs(ctx, store, list(hosts))
-        out: dict[str, Any] = {}
-        # /opt/ml/output/message: the container's own words, shown as ExitMessage.
+        skipped: list[str] = []
+        await upload_outputs(ctx, store, list(hosts), skipped=skipped)
+        out: dict[str, Any] = {"log_lines": skipped} if skipped else {}
+        # /opt/ml/output/message: the container's own words, shown as ExitMessage (never
+        # read through a link the job left there)
         message = host_dirs(ctx, hosts[0])[0] / "output" / "message"
-        if message.is_file():
-            out["exit_message"] = message.read_text(errors="replace")[:EXIT_MESSAGE_LIMIT]
+        text = folders.read_inside(ctx.job_dir, message, 4 * EXIT_MESSAGE_LIMIT)
+        if text is not None:
+            out["exit_message"] = text[:EXIT_MESSAGE_LIMIT]
         return out
 
     def metric_definitions(self, spec: Mapping[str, Any]) -> list[dict[str, str]]:

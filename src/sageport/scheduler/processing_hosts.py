@@ -24,7 +24,7 @@ from typing import Any
 from sageport.backends.base import LaunchSpec
 from sageport.runtime.errors import ContractError
 from sageport.runtime.images import resolve_image, with_image_python
-from sageport.runtime.paths import rewrite_opt_ml
+from sageport.runtime.paths import PathOutsideBase, confine, rewrite_opt_ml
 from sageport.runtime.process_env import base_env, gpu_env
 from sageport.scheduler.allocator import HostGrant, grant_notes
 from sageport.scheduler.hosts import (
@@ -35,8 +35,9 @@ from sageport.scheduler.hosts import (
     host_launch_spec,
     may_link,
 )
+from sageport.storage import folders
 from sageport.storage.objectstore import ObjectStore
-from sageport.storage.transfer import TransferError, parse_s3_uri, stage_channel, upload_file
+from sageport.storage.transfer import TransferError, parse_s3_uri, stage_channel, upload_fd
 
 OPT_ML = "/opt/ml"
 
@@ -65,8 +66,16 @@ def processing_host_names(spec: Mapping[str, Any]) -> list[str]:
 
 
 def local_dir(job: JobContext, host: str, local_path: str) -> Path:
-    """Where on this machine a job's ``local_path`` lives for ``host``."""
+    """Where on this machine a job's ``local_path`` lives for ``host``.
+
+    Create refused paths that leave their base; this normalises again (a spec stored before
+    that check must not move a server write elsewhere; :func:`_staging_dir` adds symlinks).
+    """
     host_dir, _ = host_dirs(job, host)
+    try:
+        local_path = confine(local_path, "/", "LocalPath")
+    except PathOutsideBase as exc:
+        raise TransferError(str(exc)) from None
     if local_path == OPT_ML or local_path.startswith(OPT_ML + "/"):
         return host_dir / local_path[len(OPT_ML) :].lstrip("/")
     if not job.sandbox:
@@ -141,14 +150,23 @@ async def stage_processing_host(job: JobContext, host: str, store: ObjectStore) 
         n, b = await stage_channel(
             store,
             source,
-            local_dir(job, host, s3["LocalPath"]),
+            _staging_dir(job, host, s3["LocalPath"]),
             shard=(hosts.index(host), len(hosts)),
             link=may_link(job),
         )
         files, total = files + n, total + b
     for out in _outputs(job.spec):
-        local_dir(job, host, out["LocalPath"]).mkdir(parents=True, exist_ok=True)
+        _staging_dir(job, host, out["LocalPath"]).mkdir(parents=True, exist_ok=True)
     return files, total
+
+
+def _staging_dir(job: JobContext, host: str, local_path: str) -> Path:
+    """:func:`local_dir`, checked where the server writes: it must resolve into the job
+    folder (a symlink left there by an earlier run of the job must not redirect the write)."""
+    target = local_dir(job, host, local_path)
+    if not target.resolve().is_relative_to(job.job_dir.resolve()):
+        raise TransferError(f"LocalPath {local_path} leads outside the job's folder.")
+    return target
 
 
 def processing_launch_spec(
@@ -208,6 +226,7 @@ async def upload_outputs(
     store: ObjectStore,
     hosts: list[str],
     seen: dict[str, list[float]] | None = None,
+    skipped: list[str] | None = None,
 ) -> int:
     """Upload every output folder to its S3Uri; with ``seen`` (Continuous mode), only files
     that are new or changed since the last call. An output folder the script never filled
@@ -219,16 +238,19 @@ async def upload_outputs(
         target = parse_s3_uri(out["S3Uri"])
         for host in hosts:
             root = local_dir(job, host, out["LocalPath"])
-            if not root.is_dir():
-                continue
-            for path in sorted(p for p in root.rglob("*") if p.is_file()):
-                rel = path.relative_to(root).as_posix()
-                stat = os.stat(path)
-                key = f"{out['S3Uri']}|{host}|{rel}"
+            label = f"{host}:{out['LocalPath'].rstrip('/')}"
+            # never through a link the job left (see storage.folders): links are skipped
+            for entry in folders.walk(job.job_dir, root):
+                if entry.kind == "link" and skipped is not None:
+                    skipped.append(folders.link_note(label, entry))
+                if entry.kind != "file":
+                    continue
+                info = os.fstat(entry.fd)
+                key = f"{out['S3Uri']}|{host}|{entry.rel}"
                 if seen is not None:
-                    if seen.get(key) == [stat.st_mtime, stat.st_size]:
+                    if seen.get(key) == [info.st_mtime, info.st_size]:
                         continue
-                    seen[key] = [stat.st_mtime, stat.st_size]
-                await upload_file(store, path, target.join(rel), "application/octet-stream")
+                    seen[key] = [info.st_mtime, info.st_size]
+                await upload_fd(store, entry.fd, target.join(entry.rel))
                 count += 1
     return count

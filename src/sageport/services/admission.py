@@ -16,6 +16,7 @@ from sageport.errors import ResourceLimitExceeded, ValidationException
 from sageport.runtime.errors import UnknownImage
 from sageport.runtime.images import resolve_image
 from sageport.scheduler.allocator import Allocator, HostRequest
+from sageport.services.request_paths import check_processing_paths, check_training_paths
 
 
 def host_request(catalog: Catalog, instance_type: str) -> HostRequest:
@@ -84,6 +85,7 @@ class Admission:
         hosts = training_hosts(self.catalog, spec)
         self.check_hosts(hosts)
         self.check_image(algo.get("TrainingImage"), "AlgorithmSpecification.TrainingImage")
+        check_training_paths(spec)
         modes = [algo.get("TrainingInputMode")] + [
             c.get("InputMode") for c in spec.get("InputDataConfig") or []
         ]
@@ -113,7 +115,7 @@ class Admission:
                 '"/opt/ml/processing/input/code/process.py"]): sageport runs no container '
                 "image, so there is no default command."
             )
-        check_local_paths(spec)
+        check_processing_paths(spec)
         for item in spec.get("ProcessingInputs") or []:
             s3 = item.get("S3Input")
             if item.get("DatasetDefinition"):
@@ -139,27 +141,3 @@ def processing_hosts(catalog: Catalog, spec: Mapping[str, Any]) -> list[HostRequ
         host_request(catalog, cluster["InstanceType"])
         for _ in range(int(cluster.get("InstanceCount", 1)))
     ]
-
-
-def check_local_paths(spec: Mapping[str, Any]) -> None:
-    """Processing LocalPaths: absolute, and no two of them the same or one inside another."""
-    paths: list[tuple[str, str]] = []
-    for item in spec.get("ProcessingInputs") or []:
-        s3 = item.get("S3Input")
-        if s3:
-            paths.append((f"input {item['InputName']}", s3.get("LocalPath", "")))
-    for item in (spec.get("ProcessingOutputConfig") or {}).get("Outputs") or []:
-        s3 = item.get("S3Output")
-        if s3:
-            paths.append((f"output {item['OutputName']}", s3.get("LocalPath", "")))
-    for what, path in paths:
-        if not path.startswith("/"):
-            raise ValidationException(f"The LocalPath {path!r} of {what} must be an absolute path.")
-    normalized = [(w, p.rstrip("/") + "/") for w, p in paths]
-    for i, (w1, p1) in enumerate(normalized):
-        for w2, p2 in normalized[i + 1 :]:
-            if p1.startswith(p2) or p2.startswith(p1):
-                raise ValidationException(
-                    f"The LocalPath of {w1} ({p1.rstrip('/')}) overlaps the LocalPath of {w2} "
-                    f"({p2.rstrip('/')}); each input and output needs its own folder."
-                )

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from sageport.errors import AwsError
+from sageport.storage import folders
 from sageport.storage.objectstore import ObjectAttrs, ObjectInfo, ObjectStore
 
 CHUNK = 1 << 20
@@ -104,7 +105,7 @@ def _link_read_only(source: Path, tmp: Path) -> None:
 
 def _private_copy(source: Path, tmp: Path) -> None:
     """A copy of ``source`` of its own: a reflink where the filesystem can, else a copy."""
-    with open(source, "rb") as src, open(tmp, "wb") as dst:
+    with open(source, "rb") as src, open(tmp, "xb") as dst:
         try:
             fcntl.ioctl(dst.fileno(), FICLONE, src.fileno())
             return
@@ -120,11 +121,12 @@ async def fetch_object(
     when the store keeps one on this filesystem; else a private, writable copy."""
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(f".{dest.name}.partial")
+    # "x" below: the temporary name is created afresh, so a link left there is never followed
+    with contextlib.suppress(FileNotFoundError):
+        tmp.unlink()
     source = store.local_path(bucket, key)
     if source is not None:
         try:
-            with contextlib.suppress(FileNotFoundError):
-                tmp.unlink()
             if link:
                 _link_read_only(source, tmp)
             else:
@@ -137,7 +139,7 @@ async def fetch_object(
                 tmp.unlink()
     opened = await store.get_object(bucket, key)
     size = 0
-    with open(tmp, "wb") as fh:
+    with open(tmp, "xb") as fh:
         async for chunk in opened.body:
             fh.write(chunk)
             size += len(chunk)
@@ -232,15 +234,46 @@ async def upload_file(
         raise TransferError(f"Could not upload to {uri}: {exc.message}") from exc
 
 
-async def upload_tree(store: ObjectStore, root: Path, uri: S3Uri) -> int:
-    """Store every file under ``root`` below ``uri`` (checkpoints); returns the count."""
+async def upload_tree(
+    store: ObjectStore, root: Path, uri: S3Uri, *, base: Path, skipped: list[str] | None = None
+) -> int:
+    """Store every regular file under ``root`` below ``uri`` (checkpoints); returns the count.
+
+    ``root`` lies under the trusted ``base`` (the job folder): nothing is read through a
+    symlink the job left there; each link is left out and noted in ``skipped``.
+    """
     count = 0
-    for path in sorted(p for p in root.rglob("*") if p.is_file()):
-        await upload_file(
-            store, path, uri.join(path.relative_to(root).as_posix()), "application/octet-stream"
-        )
+    label = root.relative_to(base).as_posix()
+    for entry in folders.walk(base, root):
+        if entry.kind == "link" and skipped is not None:
+            skipped.append(folders.link_note(label, entry))
+        if entry.kind != "file":
+            continue
+        await upload_fd(store, entry.fd, uri.join(entry.rel), "application/octet-stream")
         count += 1
     return count
+
+
+async def _fd_chunks(fd: int) -> AsyncIterator[bytes]:
+    offset = 0
+    while True:
+        chunk = await asyncio.to_thread(os.pread, fd, CHUNK, offset)
+        if not chunk:
+            return
+        offset += len(chunk)
+        yield chunk
+
+
+async def upload_fd(
+    store: ObjectStore, fd: int, uri: S3Uri, content_type: str = "application/octet-stream"
+) -> ObjectInfo:
+    """Store the open regular file ``fd`` at ``uri`` (read by offset; ``fd`` stays open)."""
+    try:
+        return await store.put_object(
+            uri.bucket, uri.key, _fd_chunks(fd), ObjectAttrs(content_type=content_type)
+        )
+    except AwsError as exc:
+        raise TransferError(f"Could not upload to {uri}: {exc.message}") from exc
 
 
 async def download_tree(store: ObjectStore, uri: S3Uri, root: Path) -> int:
