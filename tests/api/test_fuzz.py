@@ -422,3 +422,16 @@ def test_s3_hostile_xml(wire: Wire, bucket: str, body: bytes) -> None:
     assert b"root:" not in outcome.body  # no external entity was read
     outcome = s3_send(wire, "PUT", f"/{urllib.parse.quote('fuzz-xml')}", body)
     assert s3_problem(outcome, "PUT") is None, s3_problem(outcome, "PUT")
+
+
+@pytest.mark.parametrize(
+    ("operation", "shape"),
+    [("ListTrainingJobs", "TrainingJobStatus"), ("ListProcessingJobs", "ProcessingJobStatus"),
+     ("ListEndpoints", "EndpointStatus")],
+)  # fmt: skip
+def test_every_status_of_the_model_filters(wire: Wire, operation: str, shape: str) -> None:
+    # the model has statuses sageport never gives (TrainingJobStatus 'Deleting' was a 500)
+    model, _ = implemented("sagemaker")
+    for status in model.shape_for(shape).enum:
+        outcome = call(wire, operation, {"StatusEquals": status})
+        assert outcome.status == 200, (status, outcome.body)

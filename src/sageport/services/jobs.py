@@ -123,6 +123,10 @@ class JobService:
         flt = listing.resource_filter(params)
         status = params.get("StatusEquals")
         if status:
+            if status not in {s.value for s in T.JobStatus}:
+                # a status of the model sageport never gives a job (``Deleting``: a delete
+                # here is immediate): no job is in it
+                return {self.summaries_field: []}
             secondaries = T.secondaries_of(T.JobStatus(status))
             flt = listing.replace_statuses(flt, tuple(s.value for s in secondaries))
         return listing.answer(self._db, self.kind, flt, self.summary, self.summaries_field)
