@@ -82,6 +82,9 @@ class Settings:
     #: ``auto``: run each host in a bubblewrap sandbox when bwrap works; ``off``: never.
     #: Anything else is refused (a typo must not silently mean ``auto``).
     sandbox: str = "auto"
+    #: uid (and gid) sandboxed jobs and model servers run as when the server runs as root:
+    #: not 0, and best not a host account's, so a job's files are told apart.
+    sandbox_uid: int = 64055
     #: seconds between SIGTERM and SIGKILL when a job is stopped (SageMaker: 120).
     stop_grace_seconds: float = 120.0
     #: log bytes kept per job host; past it the job runs on, its further output is discarded
@@ -135,6 +138,8 @@ class Settings:
         if self.sandbox not in SANDBOX_MODES:
             accepted = " or ".join(f'"{m}"' for m in SANDBOX_MODES)
             raise ValueError(f"sandbox must be {accepted}, not {self.sandbox!r}")
+        if type(self.sandbox_uid) is not int or not 0 < self.sandbox_uid < 2**31:
+            raise ValueError(f"sandbox_uid must be a uid above 0, not {self.sandbox_uid!r}")
         if not isinstance(self.host, str):
             raise ValueError(f'host must be an address such as "127.0.0.1", not {self.host!r}')
         for name in QUOTA_FIELDS:

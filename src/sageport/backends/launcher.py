@@ -10,25 +10,33 @@ these files, so a job never stays InProgress with nothing behind it.
 Stdlib only, and imports nothing from sageport: it may run under the job's Python, which need
 not have sageport installed. The file names are those of ``sageport.backends.base``.
 
-Why these bubblewrap flags (see :func:`sandbox_argv`):
+Why these bubblewrap flags (see :func:`sandbox_argv`): a job is a tenant, not root.
 
-- The host's root is mirrored read-only entry by entry (not ``--ro-bind / /``), because the
-  mount point ``/opt/ml`` must be created and the host's ``/opt`` is read-only; ``/opt`` is a
-  fresh directory holding read-only binds of the host's ``/opt/*`` plus our writable ``/opt/ml``.
-  The host's real ``/opt/ml`` is never touched.
-- ``--dev-bind /dev /dev``: GPU device nodes (``/dev/nvidia*``) must stay visible.
-- ``--proc /proc`` and a private, disk-backed ``/tmp`` (``RUN_DIR/tmp``, not a RAM tmpfs).
-- No ``--unshare-pid`` and no ``--unshare-net``: ranks of a multi-host job talk over loopback,
-  and without a PID namespace the pid bwrap reports (``--info-fd``) is the user process itself,
-  whose process group we can signal; SIGTERM must reach the user process and not bwrap, whose
-  death would SIGKILL the sandbox without the grace period.
-- ``--new-session``: the user process leads its own session and process group (terminate and
-  kill signal that group; it also blocks TIOCSTI).
-- ``--die-with-parent``: the child dies with the launcher (the launcher must outlive the server,
-  the job must not outlive its launcher, else nobody records its exit).
-- ``--cap-drop CAP_DAC_OVERRIDE`` when run as root: read-only files stay read-only for the
-  job. Channel files are hard links to the stored objects (made read-only), so a script that
-  opens its input for writing gets EACCES instead of changing the object in the store.
+- Its own PID, IPC and UTS namespaces (``--unshare-pid --unshare-ipc --unshare-uts``, a
+  cgroup namespace where possible): it sees only its own processes (so no
+  ``/proc/<server>/root``, no other job's ``environ``) and signals nobody else. There is no
+  network namespace: ranks of a multi-host job talk over loopback.
+- No capabilities and not root. As root, bwrap keeps only CAP_SETUID/SETGID/SETPCAP for a
+  shim (``setpriv``, else a few lines of Python) that clears the groups and the bounding
+  set and becomes ``uid``/``gid`` (the ``sandbox_uid`` setting) before it execs the user's
+  program: the kernel then drops every capability. As another user, bwrap runs in a user
+  namespace of its own (``--unshare-user --disable-userns``) with no capabilities. bwrap
+  sets PR_SET_NO_NEW_PRIVS, so setuid programs do not elevate. Folders the job writes (its
+  host folder but ``input/``, its ``/tmp``, its binds) are chowned to ``uid`` first; files
+  with more than one link (channel files hard-linked to stored objects) never are.
+- The host's root is mirrored read-only entry by entry (``/opt/ml`` must be created inside
+  a read-only ``/opt``), except ``/proc`` (private), ``/dev`` (a minimal one, ``--dev``,
+  plus the device nodes of the granted GPUs only, named by ``CUDA_VISIBLE_DEVICES``, and
+  the NVIDIA control nodes), ``/tmp`` (``RUN_DIR/tmp``, disk-backed) and ``/dev/shm`` (a
+  fresh tmpfs). ``hidden`` folders (the data folder, or the home that holds it) are empty
+  tmpfs mounts: the job has no path to ``credentials.json``, the database, the objects or
+  other jobs' folders. Its own folder is bound at ``/opt/ml``.
+- Signals: with a PID namespace the pid bwrap reports (``--info-fd``) is the namespace's
+  init (bwrap's reaper, which forwards nothing); the user's process is its only child,
+  found in ``/proc/<init>/task/<init>/children``. SIGTERM goes to that child's process group
+  (``--new-session`` makes it a group leader); SIGKILL of the init ends the whole namespace.
+- ``--die-with-parent``: the sandbox dies with the launcher (the launcher must outlive the
+  server, the job must not outlive its launcher, else nobody records its exit).
 """
 
 from __future__ import annotations
@@ -70,6 +78,19 @@ still hold the pipes open; its output is then lost rather than the exit never re
 SANDBOX_ROOT = "/opt/ml"
 PRIVATE_TOP = ("proc", "dev", "tmp")
 """Top-level folders the sandbox gets its own version of instead of the host's."""
+PASSWD_FILE = "passwd"
+GROUP_FILE = "group"
+SANDBOX_USER = "sageport-job"
+NVIDIA_SHARED = ("nvidiactl", "nvidia-uvm", "nvidia-uvm-tools", "nvidia-modeset")
+"""Device nodes every GPU process needs besides its own ``/dev/nvidia<index>``."""
+SETPRIV = "/usr/bin/setpriv"
+SHIM = (
+    "import os,sys;u,g=int(sys.argv[1]),int(sys.argv[2]);os.setgroups([]);os.setgid(g);"
+    "os.setuid(u);os.execvp(sys.argv[3],sys.argv[3:])"
+)
+"""The same as ``setpriv`` where util-linux lacks it (bounding set left: no caps remain)."""
+CHILD_WAIT_S = 5.0
+"""How long bwrap's init may take to fork the user's process."""
 
 
 STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
@@ -215,38 +236,164 @@ def mirror_args(folder: str, targets: list[str]) -> list[str]:
     return args
 
 
+def sandbox_user(spec: dict[str, Any]) -> tuple[int, int] | None:
+    """(uid, gid) the job becomes; None when bwrap runs unprivileged (it stays this user)."""
+    if os.geteuid() != 0:
+        return None
+    return int(spec.get("uid", 64055)), int(spec.get("gid", spec.get("uid", 64055)))
+
+
+def gpu_devices(env: dict[str, Any]) -> list[str]:
+    """``/dev/nvidia<i>`` of the granted GPUs (``CUDA_VISIBLE_DEVICES``, which
+    ``runtime.process_env.gpu_env`` sets last), plus the shared nodes; none for no GPU."""
+    granted = [i for i in str(env.get("CUDA_VISIBLE_DEVICES", "")).split(",") if i.isdigit()]
+    if not granted:
+        return []
+    return [f"/dev/nvidia{i}" for i in granted] + [f"/dev/{n}" for n in NVIDIA_SHARED]
+
+
+def privilege_args(spec: dict[str, Any] | None = None) -> list[str]:
+    """bwrap flags that leave the job no capabilities (see the module docstring)."""
+    if os.geteuid() != 0:
+        return ["--unshare-user", "--disable-userns"]
+    # only what the shim needs to become the job's user; it ends with none at all
+    keep = ("CAP_SETUID", "CAP_SETGID", "CAP_SETPCAP")
+    return ["--cap-drop", "ALL", *(x for c in keep for x in ("--cap-add", c))]
+
+
+def user_shim(user: tuple[int, int]) -> list[str]:
+    """The command prefix that becomes ``user`` and drops every capability."""
+    uid, gid = user
+    if os.path.exists(SETPRIV):
+        drop = ["--clear-groups", "--inh-caps=-all", "--bounding-set=-all", "--"]
+        return [SETPRIV, f"--reuid={uid}", f"--regid={gid}", *drop]
+    return [sys.executable, "-S", "-I", "-c", SHIM, str(uid), str(gid)]
+
+
+def _account_files(run_dir: Path, user: tuple[int, int]) -> list[str]:
+    """An /etc/passwd and /etc/group that name the job's user (tools ask who they are)."""
+    uid, gid = user
+    args = []
+    for name, line in (
+        (PASSWD_FILE, f"{SANDBOX_USER}:x:{uid}:{gid}:sageport job:/tmp:/usr/sbin/nologin"),
+        (GROUP_FILE, f"{SANDBOX_USER}:x:{gid}:"),
+    ):
+        with contextlib.suppress(OSError):
+            text = Path("/etc", name).read_text(encoding="utf-8", errors="replace")
+            (run_dir / name).write_text(text.rstrip("\n") + "\n" + line + "\n", encoding="utf-8")
+            args += ["--ro-bind", str(run_dir / name), f"/etc/{name}"]
+    return args
+
+
+def give_to(user: tuple[int, int], spec: dict[str, Any], run_dir: Path) -> None:
+    """Chown what the job writes to its user: its host folder but ``input/`` (config and
+    channels stay the server's), its /tmp, and each bind source (a shared one, such as the
+    endpoints' overlay folder, only when it is not the user's yet). Multiply linked files
+    are hard links to stored objects and keep their owner."""
+    host_dir = Path(spec["host_dir"])
+    (run_dir / TMP_DIR).mkdir(exist_ok=True)
+    for _, dst in spec.get("extra_binds", []):  # bwrap would make missing ones 0700, root's
+        for base, real in ((SANDBOX_ROOT, host_dir), ("/tmp", run_dir / TMP_DIR)):
+            if _is_under(str(dst), [base]):
+                with contextlib.suppress(OSError):
+                    (real / os.path.relpath(dst, base)).mkdir(parents=True, exist_ok=True)
+    _chown_tree(host_dir, user, skip={host_dir / "input"})
+    _chown_tree(run_dir / TMP_DIR, user, skip=set())
+    for src, _ in spec.get("extra_binds", []):
+        with contextlib.suppress(OSError):
+            if os.stat(src).st_uid != user[0]:
+                _chown_tree(Path(src), user, skip=set())
+
+
+def _chown_tree(root: Path, user: tuple[int, int], skip: set[Path]) -> None:
+    uid, gid = user
+    for folder, dirs, files in os.walk(root):
+        here = Path(folder)
+        dirs[:] = [d for d in dirs if here / d not in skip]
+        for name in [".", *dirs, *files]:
+            path = here / name if name != "." else here
+            with contextlib.suppress(OSError):
+                st = os.lstat(path)
+                if (st.st_uid, st.st_gid) != user and (st.st_nlink == 1 or _is_dir(st)):
+                    os.lchown(path, uid, gid)
+
+
+def _is_dir(st: os.stat_result) -> bool:
+    return (st.st_mode & 0o170000) == 0o040000
+
+
 def sandbox_argv(spec: dict[str, Any], run_dir: Path, bwrap: str, info_fd: int) -> list[str]:
     """The bubblewrap command line for ``spec`` (flags explained in the module docstring)."""
     binds = sorted(((str(s), str(d)) for s, d in spec.get("extra_binds", [])), key=lambda b: b[1])
+    hidden = [str(h) for h in spec.get("hidden", []) if os.path.isdir(h)]
     writable = [SANDBOX_ROOT, "/tmp"]
     targets = [SANDBOX_ROOT] + [d for _, d in binds if not _is_under(d, writable)]
     tmp = run_dir / TMP_DIR
     tmp.mkdir(exist_ok=True)
     hosts = run_dir / HOSTS_FILE
     hosts.write_text(hosts_text(dict(spec.get("hostnames", {}))), encoding="utf-8")
+    user = sandbox_user(spec)
+    if user is not None:  # a folder the job's user cannot enter anyway (/root) hides nothing
+        hidden += closed_folders(program_roots(spec["argv"][0]), hidden)
     args = [bwrap, "--die-with-parent", "--new-session", "--info-fd", str(info_fd)]
-    args += privilege_args()
+    args += ["--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try"]
+    args += privilege_args(spec)
     args += mirror_args("/", targets)
-    args += ["--dev-bind", "/dev", "/dev", "--proc", "/proc", "--bind", str(tmp), "/tmp"]
-    for path in tmp_roots(spec["argv"][0]):
-        args += ["--ro-bind", path, path]
+    for path in hidden:  # the data folder (or the home holding it): empty here
+        args += ["--tmpfs", path]
+    args += ["--dev", "/dev", "--perms", "1777", "--tmpfs", "/dev/shm"]
+    for device in gpu_devices(spec.get("env", {})):
+        args += ["--dev-bind-try", device, device]
+    args += ["--proc", "/proc", "--bind", str(tmp), "/tmp"]
+    for path in tmp_roots(spec["argv"][0], ["/tmp", *hidden]):
+        args += [*open_parents(path, hidden), "--ro-bind", path, path]
     args += ["--bind", str(spec["host_dir"]), SANDBOX_ROOT]
     for src, dst in binds:
-        args += ["--bind", src, dst]
-    args += ["--ro-bind", str(hosts), "/etc/hosts", "--chdir", str(spec["cwd"]), "--"]
+        args += [*open_parents(dst, hidden), "--bind", src, dst]
+    args += ["--ro-bind", str(hosts), "/etc/hosts"]
+    if user is not None:
+        args += _account_files(run_dir, user)
+    args += ["--chdir", str(spec["cwd"]), "--"]
+    if user is not None:
+        args += user_shim(user)
     return args + [str(a) for a in spec["argv"]]
 
 
-def tmp_roots(program: str) -> list[str]:
-    """Host folders under ``/tmp`` the child cannot run without, outermost only.
+def open_parents(path: str, hidden: list[str]) -> list[str]:
+    """Folders on the way to ``path`` inside a hidden one, made enterable by the job's user
+    (bwrap would make them 0700, as root's)."""
+    args: list[str] = []
+    parts = Path(path).parts
+    for i in range(2, len(parts)):
+        folder = os.path.join(*parts[:i])
+        if any(folder.startswith(h.rstrip("/") + "/") for h in hidden):
+            args += ["--perms", "0755", "--dir", folder]
+    return args
+
+
+def tmp_roots(program: str, hidden: list[str] | None = None) -> list[str]:
+    """Host folders under ``/tmp`` (or another ``hidden`` folder) the child cannot run
+    without, outermost only.
 
     The sandbox's ``/tmp`` is private, so an interpreter in a venv under ``/tmp`` (a CI
-    workspace, a throw-away checkout) would vanish inside it ("execvp ... No such file").
-    These are the program's installation (``bin/..`` for a program in a ``bin`` folder, else
-    its folder; through its symlink too), this Python's prefixes (the server's, which jobs use
-    by default) and the folder sageport's code is imported from (the pre-flight and shims run
-    from there); each found under ``/tmp`` is bound read-only at the same path.
+    workspace, a throw-away checkout) would vanish inside it ("execvp ... No such file");
+    so would one under a hidden home. These are the program's installation (``bin/..`` for
+    a program in a ``bin`` folder, else its folder; through its symlink too), this Python's
+    prefixes (the server's, which jobs use by default) and the folder sageport's code is
+    imported from (the pre-flight and shims run from there); each found under a hidden
+    folder is bound read-only at the same path.
     """
+    bases = hidden if hidden is not None else ["/tmp"]
+    roots: list[str] = []
+    for path in program_roots(program):
+        inside = any(path.startswith(b.rstrip("/") + "/") for b in bases)
+        if inside and os.path.isdir(path) and not _is_under(path, roots):
+            roots.append(path)
+    return roots
+
+
+def program_roots(program: str) -> list[str]:
+    """The folders :func:`tmp_roots` considers, normalised and sorted."""
     candidates = [sys.prefix, sys.base_prefix, str(Path(__file__).resolve().parents[2])]
     if os.path.isabs(program):
         for path in (program, os.path.realpath(program)):
@@ -254,16 +401,42 @@ def tmp_roots(program: str) -> list[str]:
             candidates.append(
                 os.path.dirname(folder) if os.path.basename(folder) == "bin" else folder
             )
-    roots: list[str] = []
-    for path in sorted({os.path.normpath(c) for c in candidates}):
-        if path.startswith("/tmp/") and os.path.isdir(path) and not _is_under(path, roots):
-            roots.append(path)
-    return roots
+    return sorted({os.path.normpath(c) for c in candidates})
 
 
-def privilege_args() -> list[str]:
-    """bwrap flags that keep root in the sandbox from writing files marked read-only."""
-    return ["--cap-drop", "CAP_DAC_OVERRIDE"] if os.geteuid() == 0 else []
+def closed_folders(paths: list[str], hidden: list[str]) -> list[str]:
+    """For each path, its outermost ancestor that others may not enter (mode without o+x,
+    such as a 0700 ``/root`` holding a pyenv Python), unless already hidden: hidden in the
+    sandbox, so that the path itself can be bound read-only inside a folder bwrap made."""
+    found: list[str] = []
+    for path in paths:
+        parts = Path(path).parts
+        for i in range(2, len(parts)):
+            folder = os.path.join(*parts[:i])
+            if _is_under(folder, hidden + found):
+                break
+            try:
+                if not os.stat(folder).st_mode & 0o001:
+                    found.append(folder)
+                    break
+            except OSError:
+                break
+    return found
+
+
+def _user_process(init: int) -> int | None:
+    """The outside pid of the sandbox init's child (the user's process), once it is forked."""
+    deadline = time.monotonic() + CHILD_WAIT_S
+    children = Path(f"/proc/{init}/task/{init}/children")
+    while time.monotonic() < deadline:
+        try:
+            pids = children.read_text().split()
+        except OSError:
+            return None  # the init is gone already
+        if pids:
+            return int(pids[0])
+        time.sleep(0.001)
+    return None
 
 
 def _die_with_launcher() -> None:
@@ -290,6 +463,51 @@ def _read_info(fd: int) -> int | None:
             continue
 
 
+RESERVE_FILE = ".exit.reserve"
+RESERVE_BYTES = 4096
+"""Space set aside at start for the exit record: a disk that fills while the job runs must
+not cost the one fact the server needs (a rewrite in place allocates nothing)."""
+
+
+def reserve_exit_file(run_dir: Path) -> Path | None:
+    path = run_dir / RESERVE_FILE
+    try:
+        with open(path, "wb") as f:
+            f.write(b" " * RESERVE_BYTES)
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError:
+        return None
+    return path
+
+
+def record_exit(run_dir: Path, info: dict[str, Any], reserve: Path | None) -> int:
+    """Writes ``exit.json``; when the disk is full, into the reserved file (the same JSON,
+    padded). If even that fails, says why on stderr (``launcher.log``, which the server quotes
+    when it finds no exit file) and exits 1: the server then reports that the launcher could
+    not record the exit status, never a status it made up."""
+    try:
+        write_json_atomic(run_dir / EXIT_FILE, info)
+    except OSError as exc:
+        data = json.dumps({**info, "note": f"recorded in reserved space: {exc}"}).encode()
+        try:
+            if reserve is None or len(data) > RESERVE_BYTES:
+                raise exc
+            with open(reserve, "r+b") as f:
+                f.write(data.ljust(RESERVE_BYTES))
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(reserve, run_dir / EXIT_FILE)
+        except OSError as again:
+            print(f"the launcher could not record the exit status: {again}", file=sys.stderr)
+            return 1
+        return 0
+    if reserve is not None:
+        with contextlib.suppress(OSError):
+            reserve.unlink()
+    return 0
+
+
 class Launcher:
     """One run: start, watch, record. ``run`` returns the launcher's own exit code."""
 
@@ -298,9 +516,12 @@ class Launcher:
         self.spec: dict[str, Any] = json.loads((run_dir / SPEC_FILE).read_text("utf-8"))
         self.log = LogWriter(run_dir / LOG_FILE, int(self.spec.get("max_log_bytes", 1 << 30)))
         self.pgid: int | None = None
+        self.init_pid: int | None = None
+        """The sandbox's PID-namespace init: SIGKILL to it ends everything inside."""
         self.stop_requested = threading.Event()
         self.child_ended = threading.Event()
         self._kill_timer: threading.Timer | None = None
+        self._reserve = reserve_exit_file(run_dir)
 
     def on_signal(self, signum: int, _frame: object) -> None:
         """Forward to the child's group; arm the SIGKILL that ends the grace period."""
@@ -314,6 +535,9 @@ class Launcher:
                 self._kill_timer.start()
 
     def _signal_group(self, signum: int) -> None:
+        if signum == signal.SIGKILL and self.init_pid is not None and not self.child_ended.is_set():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.init_pid, signum)  # escaped the group or not: all of it goes
         if self.pgid is None:
             return
         try:
@@ -337,8 +561,7 @@ class Launcher:
         if self._kill_timer is not None:
             self._kill_timer.cancel()
         self.log.close()
-        write_json_atomic(self.run_dir / EXIT_FILE, info)
-        return 0
+        return record_exit(self.run_dir, info, self._reserve)
 
     def _pin(self, spec: dict[str, Any]) -> None:
         """``cpu_affinity``: pin the launcher to the host's CPUs; the child inherits them."""
@@ -371,6 +594,9 @@ class Launcher:
                 bwrap = shutil.which("bwrap")
                 if bwrap is None:
                     return self._exit(None, None, "the sandbox was requested but bwrap is missing")
+                user = sandbox_user(spec)
+                if user is not None:
+                    give_to(user, spec, self.run_dir)
                 info_r, info_w = os.pipe()
                 argv = sandbox_argv(spec, self.run_dir, bwrap, info_w)
                 proc = subprocess.Popen(argv, pass_fds=(info_w,), **common)
@@ -393,11 +619,16 @@ class Launcher:
         with main_thread_signals():
             for t in pumps:
                 t.start()
-        child_pid = _read_info(info_r) if sandbox else proc.pid
+        child_pid: int | None = proc.pid
         if sandbox:
+            self.init_pid = _read_info(info_r)
             os.close(info_r)
+            child_pid = None if self.init_pid is None else _user_process(self.init_pid)
         if child_pid is not None:
-            write_json_atomic(self.run_dir / CHILD_FILE, {"pid": child_pid, "pgid": child_pid})
+            record = {"pid": child_pid, "pgid": child_pid}
+            if self.init_pid is not None:
+                record["init"] = self.init_pid
+            write_json_atomic(self.run_dir / CHILD_FILE, record)
             self.pgid = child_pid
             if (
                 self.stop_requested.is_set()
@@ -413,7 +644,7 @@ class Launcher:
         # bwrap reports a failed setup (a bad bind, a missing program) as exit 1 with its own
         # message last on stderr; the pid it announced was never the user's process.
         bwrap_failed = rc == 1 and self.log.last_stderr.startswith("bwrap: ")
-        if sandbox and (child_pid is None or bwrap_failed):
+        if sandbox and (self.init_pid is None or bwrap_failed):
             return self._exit(None, None, f"the sandbox failed to start: {self.log.last_stderr}")
         if rc < 0:
             return self._exit(128 - rc, -rc, None)

@@ -40,14 +40,40 @@ PROBE_TIMEOUT_S = 10.0
 REAP_TIMEOUT_S = 2.0
 
 
-def probe_sandbox(bwrap: str | None = None) -> tuple[bool, str]:
-    """Runs ``true`` in a sandbox with the launcher's kind of mounts; why not, if it fails."""
+INSTALL_HINT = (
+    'install bubblewrap (apt-get install -y bubblewrap), or set sandbox = "off" in '
+    "sageport.toml to run jobs unsandboxed with the server's privileges"
+)
+DEFAULT_SANDBOX_UID = 64055
+"""The job's uid (and gid) when the server runs as root: no account of the host's, so a
+job's files are told apart from everyone else's (``sandbox_uid`` in the settings)."""
+
+
+def hidden_folders(data_dir: Path, home: Path | None = None) -> list[str]:
+    """What a sandbox must not show: the data folder, or the whole home when it holds it
+    (``~/.sageport``: the home's keys and history are the server user's too)."""
+    data = data_dir.resolve()
+    home = (home or Path.home()).resolve()
+    return [str(home if data.is_relative_to(home) and home != Path("/") else data)]
+
+
+class SandboxUnavailable(OSError):
+    """``sandbox = "auto"`` and bubblewrap cannot sandbox here: the job must not run."""
+
+
+def probe_sandbox(bwrap: str | None = None, uid: int = DEFAULT_SANDBOX_UID) -> tuple[bool, str]:
+    """Runs ``true`` in a sandbox with the launcher's namespaces, privileges and kind of
+    mounts; why not, if it fails."""
     path = bwrap or shutil.which("bwrap")
     if path is None:
         return False, "bubblewrap (bwrap) is not installed"
-    argv = [path, *launcher_module.privilege_args(), "--ro-bind", "/", "/"]
-    argv += ["--dev-bind", "/dev", "/dev", "--proc", "/proc"]
-    argv += ["--tmpfs", "/tmp", "--dir", "/tmp/probe", "--new-session", "--", "true"]
+    argv = [path, "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try"]
+    argv += [*launcher_module.privilege_args(), "--ro-bind", "/", "/"]
+    argv += ["--dev", "/dev", "--proc", "/proc"]
+    argv += ["--tmpfs", "/tmp", "--dir", "/tmp/probe", "--new-session", "--"]
+    if os.geteuid() == 0:
+        argv += launcher_module.user_shim((uid, uid))
+    argv.append("true")
     try:
         done = subprocess.run(argv, capture_output=True, timeout=PROBE_TIMEOUT_S, check=False)
     except (OSError, subprocess.TimeoutExpired) as exc:
@@ -64,7 +90,7 @@ CAP_DAC_OVERRIDE = 1
 def read_only_holds(sandbox: bool) -> bool:
     """Whether a job's process is refused writes to a file without write permission.
 
-    In the sandbox it always is (as root it runs without CAP_DAC_OVERRIDE, see the launcher);
+    In the sandbox it always is (it runs with no capabilities, see the launcher);
     without one, it inherits this process's capabilities, so not when we hold that one (root).
     Hard links into the object store are only safe for a job when this is true.
     """
@@ -98,25 +124,43 @@ def _signal_group(pgid: int, signum: int) -> None:
 
 
 class LocalBackend:
-    """Runs each host under ``launcher.py`` with ``python`` (any Python 3.9+ will do)."""
+    """Runs each host under ``launcher.py`` with ``python`` (any Python 3.9+ will do).
 
-    def __init__(self, python: str = sys.executable, bwrap: str | None = None) -> None:
+    ``hidden``: folders no sandboxed process may see (the data folder, or the home holding
+    it), mounted empty in each sandbox. ``uid``: whom a sandboxed process runs as when this
+    server is root (otherwise it runs as this server's user, in a user namespace).
+    """
+
+    def __init__(
+        self,
+        python: str = sys.executable,
+        bwrap: str | None = None,
+        hidden: list[str] | None = None,
+        uid: int = DEFAULT_SANDBOX_UID,
+    ) -> None:
         self._python = python
         self._bwrap = bwrap
+        self._hidden = [str(h) for h in hidden or []]
+        self._uid = uid
         self._sandbox: tuple[bool, str] | None = None
         self._launchers: dict[int, subprocess.Popen[bytes]] = {}
 
     def sandbox_available(self) -> tuple[bool, str]:
         if self._sandbox is None:
-            self._sandbox = probe_sandbox(self._bwrap)
+            self._sandbox = probe_sandbox(self._bwrap, self._uid)
         return self._sandbox
 
     def start(self, spec: LaunchSpec) -> HostHandle:
+        if spec.sandbox:
+            available, why = self.sandbox_available()
+            if not available:
+                raise SandboxUnavailable(f"No sandbox for this job: {why}; {INSTALL_HINT}")
         run_dir = spec.run_dir
         run_dir.mkdir(parents=True, exist_ok=True)
         for stale in (EXIT_FILE, CHILD_FILE):
             (run_dir / stale).unlink(missing_ok=True)
-        launcher_module.write_json_atomic(run_dir / SPEC_FILE, spec.to_json())
+        policy = {"hidden": self._hidden, "uid": self._uid, "gid": self._uid}
+        launcher_module.write_json_atomic(run_dir / SPEC_FILE, {**spec.to_json(), **policy})
         env = dict(os.environ)
         if self._bwrap:  # the launcher finds bwrap on its PATH
             env["PATH"] = f"{Path(self._bwrap).parent}{os.pathsep}{env.get('PATH', '')}"
@@ -172,6 +216,10 @@ class LocalBackend:
 
     def kill(self, handle: HostHandle) -> None:
         pgid = self._child_pgid(handle)
+        init = self._child_pgid(handle, "init")
+        if init is not None and _is_bwrap(init):  # the sandbox's init: all of it goes
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(init, signal.SIGKILL)
         if pgid is not None:
             _signal_group(pgid, signal.SIGKILL)
         elif self._launcher_alive(handle):
@@ -203,10 +251,10 @@ class LocalBackend:
         except (KeyError, TypeError, ValueError):
             return None
 
-    def _child_pgid(self, handle: HostHandle) -> int | None:
+    def _child_pgid(self, handle: HostHandle, key: str = "pgid") -> int | None:
         data = _read_json(handle.run_dir / CHILD_FILE)
         try:
-            return None if data is None else int(data["pgid"])
+            return None if data is None else int(data[key])
         except (KeyError, TypeError, ValueError):
             return None
 
@@ -239,6 +287,14 @@ class LocalBackend:
         except OSError:
             return ""
         return f": {text[-500:]}" if text else ""
+
+
+def _is_bwrap(pid: int) -> bool:
+    """Whether ``pid`` is still a bubblewrap process (not a recycled pid)."""
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip() == "bwrap"
+    except OSError:
+        return False
 
 
 def _pid_exists(pid: int) -> bool:

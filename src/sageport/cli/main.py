@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import logging
+import os
 import signal
 from dataclasses import replace
 from pathlib import Path
@@ -25,6 +26,25 @@ DataDir = Annotated[
 
 def _settings(data_dir: Path | None, **kw: object) -> Settings:
     return Settings(data_dir=(data_dir or default_data_dir()).expanduser().resolve(), **kw)  # type: ignore[arg-type]
+
+
+def _warn_about_sandbox(settings: Settings) -> None:
+    """``sandbox = "off"`` is an opt-in to run other people's code with this process's
+    privileges; ``auto`` without a working bwrap refuses jobs. Either is said at start."""
+    from sageport.backends.local import INSTALL_HINT, probe_sandbox
+
+    if settings.sandbox == "off":
+        message = (
+            'sandbox = "off": every job and model server runs unsandboxed with this server\'s '
+            f"privileges (uid {os.geteuid()}): it can read {settings.data_dir} (keys, database, "
+            "every job's files) and signal the server."
+        )
+    else:
+        available, why = probe_sandbox(uid=settings.sandbox_uid)
+        if available:
+            return
+        message = f"no sandbox ({why}): jobs and endpoints will fail until you {INSTALL_HINT}."
+    typer.secho(f"WARNING: {message}", fg=typer.colors.YELLOW, err=True)
 
 
 @app.command()
@@ -85,6 +105,7 @@ def serve(
             fg=typer.colors.YELLOW,
             err=True,
         )
+    _warn_about_sandbox(settings)
     try:
         application = create_app(settings)
     except StartupError as exc:  # a bad fake_gpus/SAGEPORT_FAKE_GPUS, gpu_matching, ...

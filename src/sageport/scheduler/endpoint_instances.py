@@ -165,7 +165,10 @@ class Instances:
             extra_binds=[(str(overlays), str(overlays))],
             stop_grace_s=10.0,
         )
-        handle = self.backend.start(spec)
+        try:
+            handle = self.backend.start(spec)
+        except OSError as exc:  # no sandbox under sandbox = "auto" (backends.local)
+            raise BringUpFailed(f"Variant {variant['VariantName']}: {exc}") from exc
         timeout = variant.get("ContainerStartupHealthCheckTimeoutInSeconds")
         return {
             "id": rid,

@@ -40,13 +40,20 @@ from sageport.storage.transfer import (
 )
 
 SANDBOX_OVERLAY = "/tmp/sageport-overlay"
-INSTALL_BUBBLEWRAP = "Install bubblewrap (apt-get install -y bubblewrap) for a real /opt/ml."
+INSTALL_BUBBLEWRAP = (
+    'Install bubblewrap (apt-get install -y bubblewrap) and remove sandbox = "off" for a '
+    "real /opt/ml and a sandbox."
+)
+UNSANDBOXED = (
+    "This job runs unsandboxed with the server's privileges: it can read the data folder "
+    "(keys, database, every job's files) and signal the server."
+)
 
 
 def no_sandbox_notes(why: str, host_dir: Path) -> tuple[str, str]:
     """What a training job without a sandbox gets instead of /opt/ml: (log line, status)."""
     log = (
-        f"sageport: no sandbox ({why}); SAGEMAKER_BASE_DIR and every SM_* path point at the "
+        f"sageport: no sandbox ({why}); {UNSANDBOXED} SAGEMAKER_BASE_DIR and every SM_* path point at the "
         f"host folder {host_dir}, and /opt/ml paths in ContainerEntrypoint, "
         "ContainerArguments and Environment are rewritten to it; an /opt/ml path hard-coded in "
         f"a script is not. {INSTALL_BUBBLEWRAP}"

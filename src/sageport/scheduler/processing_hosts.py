@@ -30,6 +30,7 @@ from sageport.scheduler.allocator import HostGrant, grant_notes
 from sageport.scheduler.hosts import (
     INSTALL_BUBBLEWRAP,
     SANDBOX_OVERLAY,
+    UNSANDBOXED,
     JobContext,
     host_dirs,
     host_launch_spec,
@@ -46,7 +47,7 @@ def no_sandbox_notes(why: str, host_dir: Path) -> tuple[str, str]:
     """What a processing job without a sandbox gets instead of /opt/ml: (log line, status).
     Processing containers have no SAGEMAKER_BASE_DIR contract: only the command is rewritten."""
     log = (
-        f"sageport: no sandbox ({why}); LocalPaths under /opt/ml live in the host folder "
+        f"sageport: no sandbox ({why}); {UNSANDBOXED} LocalPaths under /opt/ml live in the host folder "
         f"{host_dir}, and /opt/ml paths in ContainerEntrypoint, ContainerArguments and "
         "Environment are rewritten to it; an /opt/ml path hard-coded in the script is not. "
         f"{INSTALL_BUBBLEWRAP}"

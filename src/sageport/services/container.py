@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from sageport.api.credentials import load_or_create
 from sageport.backends.base import Backend
+from sageport.backends.local import hidden_folders
 from sageport.backends.registry import get_backend
 from sageport.catalog import Catalog, load_catalog
 from sageport.clock import Clock, SystemClock
@@ -123,9 +124,13 @@ def build_services(
     admission = Admission(catalog, allocator, settings.images)
     logs = LogService(db, clock)
     training = TrainingJobService(db, clock, settings, admission)
-    backend = backend or get_backend("local")
-    available, why = backend.sandbox_available()
-    sandbox = available and settings.sandbox != "off"
+    backend = backend or get_backend(
+        "local", hidden=hidden_folders(settings.data_dir), uid=settings.sandbox_uid
+    )
+    backend.sandbox_available()  # probed once here, not at the first job
+    # "auto" without a working bwrap still asks for the sandbox: the backend then refuses
+    # each job, saying how to install it; only "off" runs jobs unsandboxed.
+    sandbox = settings.sandbox != "off"
     # The server user's keys stay with the verifier: each job, processing job and endpoint
     # gets a key of its own from ``keys``, revoked when it ends.
     keys = AccessKeys(load_or_create(settings.credentials_file), db, clock)
@@ -137,7 +142,7 @@ def build_services(
         keys=keys,
         images=settings.images,
         sandbox=sandbox,
-        sandbox_note=why if not available else "sandbox = off in settings",
+        sandbox_note="sandbox = off in settings",
         stop_grace_s=settings.stop_grace_seconds,
         server_env=env,
         max_log_bytes=settings.max_log_bytes_per_host,

@@ -50,6 +50,16 @@ def test_opt_ml_is_the_host_folder(backend: LocalBackend, make_spec: MakeSpec) -
     assert not Path("/tmp/scratch").exists()
 
 
+SLEEPER = b"sleep\x001000.5\x00"
+
+
+def _cmdline(pid: str) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
 def _input_dir(make_spec: MakeSpec) -> Path:
     base = make_spec("pass\n").run_dir.parent / "input"
     base.mkdir(exist_ok=True)
@@ -63,14 +73,16 @@ def test_terminate_and_kill_in_sandbox(backend: LocalBackend, make_spec: MakeSpe
         """
         import signal, subprocess, time
         signal.signal(signal.SIGTERM, lambda *a: open("/opt/ml/got-term", "w").write("1"))
-        child = subprocess.Popen(["sleep", "1000"])
-        open("/opt/ml/ready", "w").write(str(child.pid))  # no PID namespace: a host pid
+        child = subprocess.Popen(["sleep", "1000.5"])
+        open("/opt/ml/ready", "w").write(str(child.pid))  # a pid of the sandbox's namespace
         time.sleep(1000)
         """,
         sandbox=True,
     )
     handle = backend.start(spec)
-    grandchild = int(wait_file(spec.host_dir / "ready"))
+    assert int(wait_file(spec.host_dir / "ready")) < 10  # its own PID namespace
+    (grandchild,) = [p for p in os.listdir("/proc") if p.isdigit() and _cmdline(p) == SLEEPER]
+    grandchild = int(grandchild)
     backend.terminate(handle)
     wait_file(spec.host_dir / "got-term")
     assert backend.poll(handle) is None  # the handler did not exit, bwrap is still up
