@@ -261,6 +261,7 @@ def test_deleting_a_job_frees_its_folder_and_its_name_starts_clean(server: Serve
 def test_a_server_run_from_a_venv_under_tmp_runs_sandboxed_jobs(tmp_path: Path) -> None:
     """The sandbox has a /tmp of its own: the venv's interpreter must still be there."""
     venv = Path(tempfile.mkdtemp(prefix="sageport-venv-", dir="/tmp"))
+    venv.chmod(0o755)  # the job's user (not the server's) runs this interpreter: it must enter
     try:
         # --system-site-packages: this environment's sageport and its dependencies
         args = ["--without-pip", "--system-site-packages", str(venv)]
