@@ -29,7 +29,9 @@ BUCKET = "endpoint-tests"
 #: a model that needs no framework: ``model_fn`` returns a scale factor; magic inputs make the
 #: handler misbehave in each of the ways a real one does.
 MISBEHAVING_HANDLER = """
-    import json, os, time
+    import json, os, time, uuid
+
+    PROCESS = f"{os.getpid()}-{uuid.uuid4().hex[:12]}"  # pids repeat across sandboxes
 
     def model_fn(model_dir):
         with open(os.path.join(model_dir, "scale.txt")) as f:
@@ -50,7 +52,7 @@ MISBEHAVING_HANDLER = """
         if data == "exit":
             os._exit(3)
         if data == "pid":
-            return {"pid": os.getpid()}
+            return {"pid": PROCESS}
         return {"scaled": [x * scale for x in data]}
 """
 
@@ -60,7 +62,9 @@ MISBEHAVING_HANDLER = """
 #: model's environment make ``model_fn`` slow or raise; ``{"sleep": s}`` makes a request slow.
 #: A request with CustomAttributes gets ``echo=<them>`` back as the response's.
 INFO_HANDLER = """
-    import json, os, time
+    import json, os, time, uuid
+
+    PROCESS = f"{os.getpid()}-{uuid.uuid4().hex[:12]}"  # pids repeat across sandboxes
 
     def model_fn(model_dir):
         time.sleep(float(os.environ.get("LOAD_SLEEP", "0")))
@@ -75,7 +79,7 @@ INFO_HANDLER = """
     def predict_fn(data, scale, context):
         time.sleep(float(data.get("sleep", 0)) if isinstance(data, dict) else 0)
         return {
-            "pid": os.getpid(),
+            "pid": PROCESS,
             "scale": scale,
             "cuda": os.environ.get("CUDA_VISIBLE_DEVICES"),
             "custom": context.custom_attributes,

@@ -22,7 +22,7 @@ Why these bubblewrap flags (see :func:`sandbox_argv`): a job is a tenant, not ro
   program: the kernel then drops every capability. As another user, bwrap runs in a user
   namespace of its own (``--unshare-user --disable-userns``) with no capabilities. bwrap
   sets PR_SET_NO_NEW_PRIVS, so setuid programs do not elevate. Folders the job writes (its
-  host folder but ``input/``, its ``/tmp``, its binds) are chowned to ``uid`` first; files
+  host folder, its ``/tmp``, its binds) are chowned to ``uid`` first; files
   with more than one link (channel files hard-linked to stored objects) never are.
 - The host's root is mirrored read-only entry by entry (``/opt/ml`` must be created inside
   a read-only ``/opt``), except ``/proc`` (private), ``/dev`` (a minimal one, ``--dev``,
@@ -286,10 +286,10 @@ def _account_files(run_dir: Path, user: tuple[int, int]) -> list[str]:
 
 
 def give_to(user: tuple[int, int], spec: dict[str, Any], run_dir: Path) -> None:
-    """Chown what the job writes to its user: its host folder but ``input/`` (config and
-    channels stay the server's), its /tmp, and each bind source (a shared one, such as the
-    endpoints' overlay folder, only when it is not the user's yet). Multiply linked files
-    are hard links to stored objects and keep their owner."""
+    """Chown what the job writes to its user: its host folder (a script may replace an input
+    file with its own version, as in a container), its /tmp, and each bind source (a shared
+    one, such as the endpoints' overlay folder, only when it is not the user's yet). Multiply
+    linked files are hard links to stored objects and keep their owner."""
     host_dir = Path(spec["host_dir"])
     (run_dir / TMP_DIR).mkdir(exist_ok=True)
     for _, dst in spec.get("extra_binds", []):  # bwrap would make missing ones 0700, root's
@@ -297,7 +297,7 @@ def give_to(user: tuple[int, int], spec: dict[str, Any], run_dir: Path) -> None:
             if _is_under(str(dst), [base]):
                 with contextlib.suppress(OSError):
                     (real / os.path.relpath(dst, base)).mkdir(parents=True, exist_ok=True)
-    _chown_tree(host_dir, user, skip={host_dir / "input"})
+    _chown_tree(host_dir, user, skip=set())
     _chown_tree(run_dir / TMP_DIR, user, skip=set())
     for src, _ in spec.get("extra_binds", []):
         with contextlib.suppress(OSError):
