@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from sageport.backends import launcher as launcher_module
+from sageport.backends import sandbox
 from sageport.backends.base import (
     CHILD_FILE,
     EXIT_FILE,
@@ -68,11 +69,11 @@ def probe_sandbox(bwrap: str | None = None, uid: int = DEFAULT_SANDBOX_UID) -> t
     if path is None:
         return False, "bubblewrap (bwrap) is not installed"
     argv = [path, "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try"]
-    argv += [*launcher_module.privilege_args(), "--ro-bind", "/", "/"]
+    argv += [*sandbox.privilege_args(), "--ro-bind", "/", "/"]
     argv += ["--dev", "/dev", "--proc", "/proc"]
     argv += ["--tmpfs", "/tmp", "--dir", "/tmp/probe", "--new-session", "--"]
     if os.geteuid() == 0:
-        argv += launcher_module.user_shim((uid, uid))
+        argv += sandbox.user_shim((uid, uid))
     argv.append("true")
     try:
         done = subprocess.run(argv, capture_output=True, timeout=PROBE_TIMEOUT_S, check=False)

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 from backend_helpers import MakeSpec, running, wait_exit, wait_file
 
-from sageport.backends.launcher import sandbox_argv, tmp_roots
 from sageport.backends.local import LocalBackend, probe_sandbox
+from sageport.backends.sandbox import sandbox_argv, tmp_roots
 
 AVAILABLE, WHY = probe_sandbox()
 needs_sandbox = pytest.mark.skipif(not AVAILABLE, reason=f"no sandbox: {WHY}")
