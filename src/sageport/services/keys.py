@@ -101,9 +101,5 @@ class AccessKeys:
                 revoked = store.revoke_owner(conn, owner_arn, self._clock.now())
             for access_key_id in revoked:
                 self._live.pop(access_key_id, None)
-            # a key cached but already revoked in the database (cannot happen while this
-            # is the only writer; cheap to make sure)
-            for access_key_id in [k for k, v in self._live.items() if v.owner_arn == owner_arn]:
-                del self._live[access_key_id]
         if revoked:
             log.info("revoked access key(s) %s of %s", ", ".join(revoked), owner_arn)

@@ -213,25 +213,15 @@ async def _manifest(store: ObjectStore, uri: S3Uri) -> list[tuple[str, str]]:
     return [(prefix + rel, rel) for rel in rels]
 
 
-async def _file_chunks(path: Path) -> AsyncIterator[bytes]:
-    with open(path, "rb") as fh:
-        while True:
-            chunk = await asyncio.to_thread(fh.read, CHUNK)
-            if not chunk:
-                return
-            yield chunk
-
-
 async def upload_file(
     store: ObjectStore, path: Path, uri: S3Uri, content_type: str = "application/x-tar"
 ) -> ObjectInfo:
     """Store a file at ``uri``; the object appears whole or not at all (the store's promise)."""
+    fd = os.open(path, os.O_RDONLY)
     try:
-        return await store.put_object(
-            uri.bucket, uri.key, _file_chunks(path), ObjectAttrs(content_type=content_type)
-        )
-    except AwsError as exc:
-        raise TransferError(f"Could not upload to {uri}: {exc.message}") from exc
+        return await upload_fd(store, fd, uri, content_type)
+    finally:
+        os.close(fd)
 
 
 async def upload_tree(
