@@ -111,6 +111,7 @@ def serve(
     except StartupError as exc:  # a bad fake_gpus/SAGEPORT_FAKE_GPUS, gpu_matching, ...
         _fail(f"sageport serve: {exc}")
     write_server_files(settings)
+    _log_interpreters(settings)
     typer.echo(f"sageport serving on {settings.endpoint_url} (data: {settings.data_dir})", err=True)
     http, loop = _fast_server()
     # uvicorn shuts down on SIGTERM, then raises it again under the handler it found: with
@@ -132,6 +133,17 @@ def serve(
     finally:
         remove_server_file(settings)  # `sageport env` must not name a port nobody serves
         lock.close()
+
+
+def _log_interpreters(settings: Settings) -> None:
+    """Which interpreter each image family runs with and what it imports, logged by a
+    background thread: the interpreters start while the server already answers."""
+    import sys
+
+    from sageport.runtime.interpreters import SubprocessProbe, log_in_background
+
+    logger = logging.getLogger("sageport.interpreters")
+    log_in_background(settings.images, sys.executable, SubprocessProbe(), logger)
 
 
 def _exit_on_signal(signum: int, frame: object) -> None:
@@ -218,15 +230,19 @@ def doctor(
     timeout: Annotated[float, typer.Option(help="Seconds the framework probe may take.")] = 180.0,
     data_dir: DataDir = None,
 ) -> None:
-    """Check the GPU stack: driver/NVML, GPUs, CUDA_VISIBLE_DEVICES, PyTorch, TensorFlow, JAX.
+    """Check the GPU stack: driver/NVML, GPUs, CUDA_VISIBLE_DEVICES, PyTorch, TensorFlow, JAX;
+    and which interpreter each image family runs with, and what it can import.
 
     Reads the data folder's sageport.toml as `serve` does: its fake_gpus wins over
-    SAGEPORT_FAKE_GPUS.
+    SAGEPORT_FAKE_GPUS, its [images] table maps image families to interpreters.
     """
     from sageport.cli.doctor import doctor_command
 
     settings = _load_settings("doctor", data_dir)
-    raise typer.Exit(doctor_command(as_json, require_gpu, python, timeout, settings.fake_gpus))
+    code = doctor_command(
+        as_json, require_gpu, python, timeout, settings.fake_gpus, images=settings.images
+    )
+    raise typer.Exit(code)
 
 
 # -- jobs and logs: clients of the running server's HTTP API (sageport.cli.jobs) -------------

@@ -59,6 +59,9 @@ _FRAMEWORK_REPOS: Mapping[str, str] = {
 }
 """ECR repositories of the AWS framework images (SDK ``image_uri_config/*.json``) → framework."""
 
+FRAMEWORKS: tuple[str, ...] = tuple(dict.fromkeys(_FRAMEWORK_REPOS.values()))
+"""The image families, in table order: what ``sageport serve`` and ``doctor`` report on."""
+
 _VERSION = re.compile(r"^(\d+(?:\.\d+)*)(?:-(\d+)(?=-|$))?")
 """``2.1.0-gpu-py310-…`` → ``2.1.0``; ``1.2-1-cpu-py3`` (sklearn, xgboost) → ``1.2-1``."""
 
@@ -77,6 +80,9 @@ class RuntimeSpec:
     version: str | None
     python: str
     script_mode: bool
+    mapped_by: str | None = None
+    """The key of the settings' ``images`` table that chose ``python``; None when nothing
+    mapped it (the server's interpreter, or a ``local:`` image that names its own)."""
 
 
 def parse_ecr(image: str) -> tuple[str, str | None] | None:
@@ -134,12 +140,14 @@ def resolve_image(
             candidates.append(f"{framework}:{version}")
         candidates.append(framework)
 
-    mapped = next((table[key] for key in candidates if key in table), None)
+    key = next((key for key in candidates if key in table), None)
+    mapped = None if key is None else table[key]
     if framework is not None:
         script_mode = not (repo or "").endswith(("-inference", "-serving", "-inference-neuronx"))
-        return RuntimeSpec(image, framework, version, mapped or python_default, script_mode)
+        python = mapped or python_default
+        return RuntimeSpec(image, framework, version, python, script_mode, key if mapped else None)
     if mapped is not None:
-        return RuntimeSpec(image, "custom", version, mapped, script_mode=True)
+        return RuntimeSpec(image, "custom", version, mapped, script_mode=True, mapped_by=key)
     raise UnknownImage(
         f"Image {image!r} is not an AWS framework image sageport can run without a "
         f"container. Map it to a Python interpreter in the {SETTINGS_KEY!r} table of the "

@@ -3,7 +3,9 @@
 ``model/`` becomes ``{S3OutputPath}/{job}/output/model.tar.gz`` and ``output/data/``
 ``output.tar.gz``, each packed to a temporary file and stored in one atomic put; checkpoints
 are synced to ``CheckpointConfig.S3Uri``. The failure reason follows SageMaker: the first
-1024 characters of ``output/failure`` when the code wrote one, else what the exit says.
+1024 characters of ``output/failure`` when the code wrote one, else what the exit says; an
+exit on ``ModuleNotFoundError`` also names the interpreter the image mapped to and how to
+change it (``runtime.interpreters``), since here an image is only a choice of Python.
 """
 
 from __future__ import annotations
@@ -18,6 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from sageport.backends.base import ExitInfo
+from sageport.runtime.errors import ContractError
+from sageport.runtime.images import RuntimeSpec, resolve_image
+from sageport.runtime.interpreters import missing_module, missing_module_note
 from sageport.runtime.paths import HostPaths
 from sageport.scheduler.hosts import JobContext, checkpoint_dir
 from sageport.storage import folders
@@ -119,9 +124,41 @@ def failure_reason(
                 f"job data processed on an instance. (the process on {host} was killed by "
                 "SIGKILL, exit 137)"
             )[:FAILURE_LIMIT]
-        lines = "\n".join(list(tails.get(host, []))[-10:])
-        return (
-            f"AlgorithmError: ExecuteUserScriptError:\nExitCode {info.returncode}\n"
-            f'ErrorMessage "{lines}"'
-        )[:FAILURE_LIMIT]
+        tail = list(tails.get(host, []))[-10:]
+        module = missing_module(tail)
+        runtime = _job_runtime(ctx) if module else None
+        head = f"AlgorithmError: ExecuteUserScriptError:\nExitCode {info.returncode}\n"
+        if module and runtime:
+            note = missing_module_note(module, runtime)
+            # the note must survive the limit: the traceback gives up its first lines instead
+            room = FAILURE_LIMIT - len(head) - len(note) - len('ErrorMessage ""\n')
+            return (f'{head}ErrorMessage "{_last_lines(tail, room)}"\n{note}')[:FAILURE_LIMIT]
+        lines = "\n".join(tail)
+        return f'{head}ErrorMessage "{lines}"'[:FAILURE_LIMIT]
     return None
+
+
+def _last_lines(lines: Sequence[str], room: int) -> str:
+    """The last of ``lines`` that fit in ``room`` characters, joined (at least the last one,
+    cut from the front)."""
+    kept: list[str] = []
+    for line in reversed(lines):
+        if kept and sum(len(k) + 1 for k in kept) + len(line) > room:
+            break
+        kept.append(line)
+    text = "\n".join(reversed(kept))
+    return text[len(text) - max(room, 0) :]
+
+
+def _job_runtime(ctx: JobContext) -> RuntimeSpec | None:
+    """The runtime the job's image maps to (training's ``TrainingImage``, processing's
+    ``ImageUri``), as its hosts were launched with; None if it no longer resolves."""
+    image = (ctx.spec.get("AlgorithmSpecification") or {}).get("TrainingImage") or (
+        ctx.spec.get("AppSpecification") or {}
+    ).get("ImageUri")
+    if not image:
+        return None
+    try:
+        return resolve_image(str(image), ctx.images)
+    except ContractError:
+        return None

@@ -1,0 +1,54 @@
+"""Which interpreter ran a job, said where a user looks: the FailureReason of a job that could
+not import, and the server's log at start (one line per image family)."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import processing_helpers as processing
+import training_helpers as training
+
+from sageport.cli.process import ServerProcess
+
+MISSING = "some_missing_module_xyz"
+SCRIPT = f"import {MISSING}\n"
+
+
+def _assert_names_the_interpreter(reason: str) -> None:
+    assert reason.startswith("AlgorithmError: ExecuteUserScriptError:\nExitCode 1\n"), reason
+    assert f"ModuleNotFoundError: No module named '{MISSING}'" in reason
+    # the server's tests run it with this interpreter, and nothing maps the pytorch image
+    assert f'Interpreter "{sys.executable}" (image family pytorch: the interpreter of ' in reason
+    assert f"{sys.executable} -m pip install {MISSING}" in reason
+    assert '[images] "pytorch" = "/path/to/venv/bin/python"' in reason
+
+
+def test_a_training_job_that_cannot_import_names_its_interpreter(server: ServerProcess) -> None:
+    name = training.unique("no-module")
+    training.submit(server, name, SCRIPT)
+    job = training.wait(server, name)
+    assert job["TrainingJobStatus"] == "Failed"
+    _assert_names_the_interpreter(job["FailureReason"])
+
+
+def test_a_processing_job_that_cannot_import_names_its_interpreter(server: ServerProcess) -> None:
+    name = training.unique("no-module-proc")
+    processing.submit(server, name, SCRIPT)
+    job = processing.wait(server, name)
+    assert job["ProcessingJobStatus"] == "Failed"
+    _assert_names_the_interpreter(job["FailureReason"])
+
+
+def test_the_server_logs_each_image_familys_interpreter(server: ServerProcess) -> None:
+    deadline = time.monotonic() + 30
+    wanted = f"interpreter: pytorch images -> {sys.executable} (the interpreter of sageport serve"
+    while wanted not in server.log_tail(400):
+        assert time.monotonic() < deadline, server.log_tail()
+        time.sleep(0.1)
+    lines = [line for line in server.log_tail(400).splitlines() if "interpreter: " in line]
+    families = {line.split("interpreter: ", 1)[1].split(" images ->")[0] for line in lines}
+    assert {"pytorch", "tensorflow", "sklearn", "xgboost", "huggingface-pytorch"} <= families
+    torch_line = next(line for line in lines if "interpreter: pytorch images" in line)
+    assert "torch " in torch_line
+    assert "tensorflow " in torch_line
