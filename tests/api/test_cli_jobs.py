@@ -41,8 +41,8 @@ def test_jobs_list_and_describe(server: ServerProcess) -> None:
     table = _sageport(server, "jobs", "list", "--name-contains", name)
     assert table.returncode == 0, table.stderr
     header, row = table.stdout.splitlines()
-    assert header.split()[:3] == ["NAME", "STATUS", "SECONDARY"]
-    assert row.split()[:3] == [name, "Completed", "Completed"]
+    assert header.split()[:4] == ["NAME", "KIND", "STATUS", "SECONDARY"]
+    assert row.split()[:4] == [name, "training", "Completed", "Completed"]
 
     described = _sageport(server, "jobs", "describe", name, "--json")
     assert described.returncode == 0, described.stderr
@@ -58,7 +58,9 @@ def test_jobs_list_and_describe(server: ServerProcess) -> None:
 def test_unknown_job_is_an_error(server: ServerProcess) -> None:
     result = _sageport(server, "jobs", "describe", "no-such-cli-job")
     assert result.returncode == 1
-    assert "ValidationException: Requested resource not found." in result.stderr
+    assert result.stderr.strip() == (
+        "error: no training or processing job named 'no-such-cli-job' on this server"
+    )
     result = _sageport(server, "logs", "no-such-cli-job")
     assert result.returncode == 1
     assert result.stderr.strip() == (
@@ -166,7 +168,7 @@ def test_a_name_used_by_both_kinds_shows_training_and_says_so(server: ServerProc
     assert both.returncode == 0, both.stderr
     assert "from training" in both.stdout
     assert "from processing" not in both.stdout
-    assert "--type processing" in both.stderr
+    assert "--kind processing" in both.stderr
     processing = _sageport(server, "logs", name, "--type", "processing")
     assert processing.returncode == 0, processing.stderr
     assert "from processing" in processing.stdout

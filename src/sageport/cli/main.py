@@ -24,6 +24,40 @@ DataDir = Annotated[
 ]
 
 
+def package_version() -> str:
+    """The installed distribution's version; the package's own when it is not installed
+    (run from a checkout with ``PYTHONPATH=src``)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("sageport")
+    except PackageNotFoundError:
+        from sageport import __version__
+
+        return __version__
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"sageport {package_version()}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    show_version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            callback=_print_version,
+            is_eager=True,
+            help="Print the version and exit.",
+        ),
+    ] = False,
+) -> None:
+    """The SageMaker API on your own machines."""
+
+
 def _settings(data_dir: Path | None, **kw: object) -> Settings:
     return Settings(data_dir=(data_dir or default_data_dir()).expanduser().resolve(), **kw)  # type: ignore[arg-type]
 
@@ -248,14 +282,23 @@ def doctor(
 # -- jobs and logs: clients of the running server's HTTP API (sageport.cli.jobs) -------------
 
 
-class JobType(enum.StrEnum):
+class JobKind(enum.StrEnum):
     training = "training"
     processing = "processing"
 
 
-jobs_app = typer.Typer(no_args_is_help=True, help="Training jobs on the running server.")
+jobs_app = typer.Typer(
+    no_args_is_help=True, help="Training and processing jobs on the running server."
+)
 app.add_typer(jobs_app, name="jobs")
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+Kind = Annotated[
+    JobKind | None,
+    typer.Option(
+        "--kind",
+        help="training or processing (a name may be both; default: whichever it is).",
+    ),
+]
 
 
 @jobs_app.command("list")
@@ -268,28 +311,42 @@ def jobs_list(
         str | None, typer.Option(help="InProgress, Completed, Failed, Stopping or Stopped.")
     ] = None,
     limit: Annotated[int, typer.Option(help="At most this many jobs.")] = 50,
+    kind: Annotated[
+        JobKind | None, typer.Option("--kind", help="Only training or only processing jobs.")
+    ] = None,
     as_json: AsJson = False,
 ) -> None:
-    """List training jobs, newest first."""
+    """List training and processing jobs, newest first (KIND says which each is)."""
     from sageport.cli.jobs import list_jobs
 
-    raise typer.Exit(list_jobs(_settings(data_dir), as_json, name_contains, status, limit))
+    raise typer.Exit(
+        list_jobs(_settings(data_dir), as_json, name_contains, status, limit, _kind(kind))
+    )
 
 
 @jobs_app.command("describe")
-def jobs_describe(name: str, data_dir: DataDir = None, as_json: AsJson = False) -> None:
-    """Show one training job: status, steps, artifacts, failure reason."""
+def jobs_describe(
+    name: str, data_dir: DataDir = None, kind: Kind = None, as_json: AsJson = False
+) -> None:
+    """Show one training or processing job: status, steps, inputs, artifacts, failure reason."""
     from sageport.cli.jobs import describe_job
 
-    raise typer.Exit(describe_job(_settings(data_dir), name, as_json))
+    raise typer.Exit(describe_job(_settings(data_dir), name, as_json, _kind(kind)))
 
 
 @jobs_app.command("stop")
-def jobs_stop(name: str, data_dir: DataDir = None, as_json: AsJson = False) -> None:
-    """Stop a training job (SIGTERM, then SIGKILL after the grace period); its model is kept."""
+def jobs_stop(
+    name: str, data_dir: DataDir = None, kind: Kind = None, as_json: AsJson = False
+) -> None:
+    """Stop a training or processing job (SIGTERM, then SIGKILL after the grace period); a
+    training job's model is kept."""
     from sageport.cli.jobs import stop_job
 
-    raise typer.Exit(stop_job(_settings(data_dir), name, as_json))
+    raise typer.Exit(stop_job(_settings(data_dir), name, as_json, _kind(kind)))
+
+
+def _kind(kind: JobKind | None) -> str | None:
+    return kind.value if kind else None
 
 
 @app.command()
@@ -299,19 +356,28 @@ def logs(
     follow: Annotated[
         bool, typer.Option("--follow", "-f", help="Keep printing until the job ends.")
     ] = False,
-    job_type: Annotated[
-        JobType | None,
+    kind: Annotated[
+        JobKind | None,
         typer.Option(
+            "--kind",
             "--type",
             help="training or processing (default: whichever the name is; training first).",
         ),
     ] = None,
+    as_json: Annotated[
+        bool,
+        typer.Option(
+            "--json",
+            help="JSON Lines: one object per line (timestamp, host, stream, message).",
+        ),
+    ] = False,
 ) -> None:
     """Print a training or processing job's logs (what CloudWatch Logs holds for it)."""
-    from sageport.cli.jobs import show_logs
+    from sageport.cli.job_logs import show_logs
 
-    kind = job_type.value if job_type else None
-    raise typer.Exit(show_logs(_settings(data_dir), name, follow, job_type=kind))
+    raise typer.Exit(
+        show_logs(_settings(data_dir), name, follow, job_type=_kind(kind), as_json=as_json)
+    )
 
 
 # -- end jobs and logs
@@ -395,6 +461,12 @@ def endpoints_logs(
 
 
 # -- end endpoints
+
+
+@app.command()
+def version() -> None:
+    """Print the version (as --version does)."""
+    _print_version(True)
 
 
 def main() -> None:

@@ -3,8 +3,9 @@
 They are clients like any other: boto3 against the address the running server recorded in
 its data folder (``server.json``) with the keys kept there, so what they show is exactly what
 the SDK would see. Here: those clients, sageport's own signed ``/_sageport/`` API, the rule
-that failures are one line on stderr and exit status 1, the table and field printers, the
-``List*`` command every resource has, and a reader that follows CloudWatch log streams.
+that failures are one line on stderr and exit status 1 (:class:`CommandError` for the
+commands' own), the table and field printers, the ``List*`` command every resource has, and
+a reader that follows CloudWatch log streams.
 """
 
 from __future__ import annotations
@@ -12,14 +13,19 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, NamedTuple
 
 import typer
 
 from sageport.settings import Settings
 
 EXIT_ERROR = 1
+
+
+class CommandError(Exception):
+    """A request the command cannot answer (no such job, an ambiguous name): :func:`guarded`
+    prints ``error: <message>`` on stderr and exits with status 1."""
 
 
 def client(settings: Settings, service: str) -> Any:
@@ -98,6 +104,8 @@ def guarded(settings: Settings, action: Callable[[], int]) -> int:
         return EXIT_ERROR
     try:
         return action()
+    except CommandError as exc:
+        typer.echo(f"error: {exc}", err=True)
     except ClientError as exc:
         error = exc.response.get("Error", {})
         typer.echo(f"error: {error.get('Code')}: {error.get('Message')}", err=True)
@@ -143,6 +151,25 @@ def print_fields(fields: Sequence[tuple[str, str]]) -> None:
 Column = tuple[str, Callable[[Mapping[str, Any]], str]]
 
 
+def summaries(
+    sm: Any,
+    operation: str,
+    result_key: str,
+    filters: Mapping[str, str | None],
+    limit: int | None = None,
+) -> list[dict[str, Any]]:
+    """The summaries under ``result_key`` of a ``List*`` call's pages, newest first (at most
+    ``limit``), ``filters`` given where set."""
+    kwargs: dict[str, Any] = {"SortBy": "CreationTime", "SortOrder": "Descending"}
+    kwargs.update({k: v for k, v in filters.items() if v})
+    found: list[dict[str, Any]] = []
+    for page in sm.get_paginator(operation).paginate(**kwargs):
+        found.extend(page[result_key])
+        if limit is not None and len(found) >= limit:
+            break
+    return found if limit is None else found[:limit]
+
+
 def list_command(
     settings: Settings,
     operation: str,
@@ -157,15 +184,7 @@ def list_command(
     ``result_key`` of every page (at most ``limit``), ``filters`` given where set."""
 
     def run() -> int:
-        sm = client(settings, "sagemaker")
-        kwargs: dict[str, Any] = {"SortBy": "CreationTime", "SortOrder": "Descending"}
-        kwargs.update({k: v for k, v in filters.items() if v})
-        found: list[dict[str, Any]] = []
-        for page in sm.get_paginator(operation).paginate(**kwargs):
-            found.extend(page[result_key])
-            if limit is not None and len(found) >= limit:
-                break
-        found = found if limit is None else found[:limit]
+        found = summaries(client(settings, "sagemaker"), operation, result_key, filters, limit)
         if as_json:
             typer.echo(to_json(found))
             return 0
@@ -173,6 +192,19 @@ def list_command(
         return 0
 
     return guarded(settings, run)
+
+
+class LogEvent(NamedTuple):
+    """One CloudWatch log event as the reader yields it."""
+
+    stream: str
+    message: str
+    timestamp_ms: int
+
+    def when(self) -> str:
+        """The event's time, ISO 8601 in UTC to the millisecond (``2024-05-01T12:00:00.123Z``)."""
+        stamp = datetime.fromtimestamp(self.timestamp_ms / 1000, tz=UTC)
+        return stamp.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 @dataclass
@@ -187,12 +219,17 @@ class LogReader:
 
     def read(self) -> Iterator[tuple[str, str]]:
         """(stream, message) for every event not read yet, stream by stream, oldest first."""
+        for event in self.events():
+            yield event.stream, event.message
+
+    def events(self) -> Iterator[LogEvent]:
+        """Every event not read yet, stream by stream, oldest first."""
         for stream in self._streams():
             self.tokens.setdefault(stream, None)
         for stream in sorted(self.tokens):
-            for message, token in self._events(stream, self.tokens[stream]):
+            for event, token in self._events(stream, self.tokens[stream]):
                 self.tokens[stream] = token
-                yield stream, message
+                yield event
 
     def _streams(self) -> list[str]:
         from botocore.exceptions import ClientError
@@ -206,14 +243,14 @@ class LogReader:
             raise
         return [s["logStreamName"] for s in found["logStreams"]]
 
-    def _events(self, stream: str, token: str | None) -> Iterator[tuple[str, str]]:
-        """(message, token after it) for every event after ``token``, oldest first."""
+    def _events(self, stream: str, token: str | None) -> Iterator[tuple[LogEvent, str]]:
+        """(event, token after it) for every event after ``token``, oldest first."""
         while True:
             kwargs: dict[str, Any] = {"nextToken": token} if token else {"startFromHead": True}
             page = self.logs.get_log_events(logGroupName=self.group, logStreamName=stream, **kwargs)
             next_token = page["nextForwardToken"]
             for event in page["events"]:
-                yield event["message"], next_token
+                yield LogEvent(stream, event["message"], int(event["timestamp"])), next_token
             if not page["events"] or next_token == token:
                 return
             token = next_token
