@@ -52,3 +52,17 @@ def test_the_server_logs_each_image_familys_interpreter(server: ServerProcess) -
     torch_line = next(line for line in lines if "interpreter: pytorch images" in line)
     assert "torch " in torch_line
     assert "tensorflow " in torch_line
+
+
+def test_a_model_server_that_cannot_import_names_its_interpreter(server: ServerProcess) -> None:
+    import endpoint_helpers as endpoints
+
+    archive = endpoints.handler_model(1.0, SCRIPT)
+    name = endpoints.prepare(server, archive, "no-module-ep")
+    server.client("sagemaker").create_endpoint(EndpointName=name, EndpointConfigName=name)
+    reason = endpoints.wait_status(server, name, "Failed", timeout=60)["FailureReason"]
+    assert len(reason) <= 1024
+    assert f"No module named '{MISSING}'" in reason
+    assert f'Interpreter "{sys.executable}" (image family pytorch: the interpreter of ' in reason
+    assert f"{sys.executable} -m pip install {MISSING}" in reason
+    endpoints.delete(server, name)

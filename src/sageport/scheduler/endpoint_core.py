@@ -214,12 +214,16 @@ class EndpointCore:
                         if exit_info.returncode == LOAD_FAILED_EXIT
                         else f"exited ({describe_exit(exit_info)})"
                     )
+                    tail = self.instances.tail(name, r)
+                    # an import that failed names the interpreter before the log tail
+                    note = self.instances.import_note(r, tail)
+                    log_at = f"Log: {log_group(name)}." + (f"\n{note}\n" if note else " ")
                     raise BringUpFailed(
                         fit_reason(
                             f"The model server of production variant {r['variant']} (instance "
                             f"{r['id']}) {what} before passing the ping health check. "
-                            f"Log: {log_group(name)}. Last lines:",
-                            "\n".join(self.instances.tail(name, r)),
+                            f"{log_at}Last lines:",
+                            "\n".join(tail),
                         )
                     )
                 ping = await self.instances.ping(r)
@@ -229,11 +233,12 @@ class EndpointCore:
                 elif ping.status == 500:
                     self.instances.ship(name, replicas)
                     detail = ping.body.split("\n", 1)[-1] if "\n" in ping.body else ping.body
+                    note = self.instances.import_note(r, detail.splitlines())
                     raise BringUpFailed(
                         fit_reason(
                             f"The primary container for production variant {r['variant']} did not "
                             f"pass the ping health check: the model failed to load (instance "
-                            f"{r['id']}; log: {log_group(name)}).",
+                            f"{r['id']}; log: {log_group(name)})." + (f"\n{note}" if note else ""),
                             detail,
                         )
                     )

@@ -15,7 +15,7 @@ import asyncio
 import json
 import shutil
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,7 @@ from sageport.cli.process import free_port
 from sageport.domain.keys import KeyIssuer
 from sageport.runtime import archives
 from sageport.runtime.images import resolve_image
+from sageport.runtime.interpreters import missing_module, missing_module_note
 from sageport.runtime.process_env import SANDBOX_HOME, ServerAccess, base_env, gpu_env
 from sageport.scheduler.allocator import HostGrant
 from sageport.services.logs import LogService
@@ -284,6 +285,18 @@ class Instances:
 
     def tail(self, endpoint: str, replica: Mapping[str, Any], lines: int = 30) -> list[str]:
         return self.logs.tail(log_group(endpoint), stream(replica), lines)
+
+    def import_note(self, replica: Mapping[str, Any], lines: Sequence[str]) -> str:
+        """When ``lines`` end a model server on ``ModuleNotFoundError``: which interpreter
+        its image mapped to and how to change that (``runtime.interpreters``); else ""."""
+        module = missing_module(lines)
+        if module is None:
+            return ""
+        try:
+            runtime = resolve_image(str(replica.get("image") or ""), self.config.images)
+        except ValueError:
+            return ""
+        return missing_module_note(module, runtime)
 
     # -- model data ------------------------------------------------------------------------
 
