@@ -41,17 +41,17 @@ def test_a_processing_job_that_cannot_import_names_its_interpreter(server: Serve
 
 
 def test_the_server_logs_each_image_familys_interpreter(server: ServerProcess) -> None:
+    log = server.data_dir / "server.log"  # ServerProcess's; the whole file, not its tail
     deadline = time.monotonic() + 30
     wanted = f"interpreter: pytorch images -> {sys.executable} (the interpreter of sageport serve"
-    while wanted not in server.log_tail(400):
+    while wanted not in log.read_text(errors="replace"):
         assert time.monotonic() < deadline, server.log_tail()
         time.sleep(0.1)
-    lines = [line for line in server.log_tail(400).splitlines() if "interpreter: " in line]
+    lines = [x for x in log.read_text(errors="replace").splitlines() if "interpreter: " in x]
     families = {line.split("interpreter: ", 1)[1].split(" images ->")[0] for line in lines}
     assert {"pytorch", "tensorflow", "sklearn", "xgboost", "huggingface-pytorch"} <= families
     torch_line = next(line for line in lines if "interpreter: pytorch images" in line)
-    assert "torch " in torch_line
-    assert "tensorflow " in torch_line
+    assert "torch yes" in torch_line or "torch no" in torch_line
 
 
 def test_a_model_server_that_cannot_import_names_its_interpreter(server: ServerProcess) -> None:
