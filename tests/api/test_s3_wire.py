@@ -338,9 +338,6 @@ def test_tampered_expired_and_foreign_presigned_urls(
         (lambda s3, b: s3.get_object_tagging(Bucket=b, Key="k"), "GetObjectTagging"),
         (lambda s3, b: s3.get_object_attributes(
             Bucket=b, Key="k", ObjectAttributes=["ETag"]), "GetObjectAttributes"),
-        (lambda s3, b: s3.upload_part_copy(
-            Bucket=b, Key="k", UploadId="0" * 32, PartNumber=1, CopySource=f"{b}/k"),
-         "UploadPartCopy"),
     ],
 )  # fmt: skip
 def test_unserved_operation_is_not_implemented_by_name(

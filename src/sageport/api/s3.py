@@ -100,9 +100,7 @@ def route(method: str, bucket: str, key: str, query: set[str], copy: bool) -> st
         raise NotImplementedS3()
     if method == "PUT":
         if "uploadId" in query:
-            if copy:
-                raise NotImplementedS3("UploadPartCopy is not implemented")
-            return "UploadPart"
+            return "UploadPartCopy" if copy else "UploadPart"
         return "CopyObject" if copy else "PutObject"
     if method == "GET":
         return "ListParts" if "uploadId" in query else "GetObject"

@@ -20,7 +20,7 @@ import uuid
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterable, Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from sageport.errors import EntityTooSmall, InvalidPart, InvalidPartOrder, NoSuchUpload
 from sageport.storage.multipart_sums import multipart_etag
@@ -28,6 +28,7 @@ from sageport.storage.objectstore import (
     BucketInfo,
     ObjectAttrs,
     ObjectInfo,
+    ObjectRange,
     PartInfo,
     Seal,
     UploadInfo,
@@ -149,6 +150,12 @@ class MultipartUploads(ABC):
     async def head_bucket(self, bucket: str) -> BucketInfo:
         """The bucket (raises NoSuchBucket); the store's own."""
 
+    @abstractmethod
+    async def get_object(
+        self, bucket: str, key: str, first: int | None = None, last: int | None = None
+    ) -> ObjectRange:
+        """The object's bytes ``first``-``last`` (a range read); the store's own."""
+
     async def _upload(self, bucket: str, key: str, upload_id: str) -> dict[str, Any]:
         """The record of the upload ``upload_id`` of ``key``, or NoSuchUpload."""
         await self.head_bucket(bucket)
@@ -196,6 +203,35 @@ class MultipartUploads(ABC):
         if old is not None and old["data"] != name:
             await space.remove(upload_id, old["data"])
         return part_info(record)
+
+    async def upload_part_copy(
+        self,
+        bucket: str,
+        key: str,
+        upload_id: str,
+        number: int,
+        src_bucket: str,
+        src_key: str,
+        first: int | None = None,
+        last: int | None = None,
+    ) -> tuple[PartInfo, ObjectInfo]:
+        # The upload is looked up before the source is opened, so a bad upload id opens no
+        # file; the range read streams (a window at a time) into the part like a body.
+        await self._upload(bucket, key, upload_id)
+        source = await self.get_object(src_bucket, src_key, first, last)
+        body = source.body
+        try:
+            # a mapped window is passed as is: file writes and hashes take any buffer, and
+            # object files never shrink under a mapping (a new version is a new file)
+            part = await self.upload_part(
+                bucket, key, upload_id, number, cast(AsyncIterable[bytes], body)
+            )
+        finally:
+            # a part that failed midway leaves the range read open: close it now
+            aclose = getattr(body, "aclose", None)
+            if aclose is not None:
+                await aclose()
+        return part, source.info
 
     async def list_parts(self, bucket: str, key: str, upload_id: str) -> list[PartInfo]:
         await self._upload(bucket, key, upload_id)

@@ -182,6 +182,21 @@ class ObjectStore(Protocol):
         *,
         seal: Seal | None = None,
     ) -> PartInfo: ...
+    async def upload_part_copy(
+        self,
+        bucket: str,
+        key: str,
+        upload_id: str,
+        number: int,
+        src_bucket: str,
+        src_key: str,
+        first: int | None = None,
+        last: int | None = None,
+    ) -> tuple[PartInfo, ObjectInfo]:
+        """Make bytes ``first``-``last`` (inclusive, None: all) of an object part ``number``
+        of the upload, streamed through a range read; the part and the source it copied."""
+        ...
+
     async def list_parts(self, bucket: str, key: str, upload_id: str) -> list[PartInfo]: ...
     async def list_uploads(self, bucket: str) -> list[UploadInfo]: ...
     async def complete_upload(

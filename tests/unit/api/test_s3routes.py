@@ -48,6 +48,7 @@ def test_served_routes_agree_with_the_model() -> None:
         ("DELETE", "b", "k", {"uploadId": "u"}, set()),
         ("POST", "b", "k", {"uploads": ""}, set()),
         ("PUT", "b", "", {}, set()),
+        ("PUT", "b", "k", {"uploadId": "u", "partNumber": "1"}, {"x-amz-copy-source"}),
     ]
     for method, bucket, key, query, headers in cases:
         modeled = ROUTES.operation(method, bucket, key, query, headers)

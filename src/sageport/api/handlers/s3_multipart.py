@@ -1,18 +1,29 @@
-"""S3 multipart uploads: create, upload part, complete, abort, list parts and uploads."""
+"""S3 multipart uploads: create, upload part (or copy one), complete, abort, list parts and
+uploads."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from sageport.api.dispatch import RequestContext, operation
-from sageport.api.handlers.s3_objects import checksum_members, object_attrs, quoted
-from sageport.errors import InvalidArgument, MalformedXML
+from sageport.api.handlers.s3_objects import (
+    check_copy_source,
+    checksum_members,
+    object_attrs,
+    parse_copy_source,
+    quoted,
+)
+from sageport.errors import InvalidArgument, InvalidRange, InvalidRequestS3, MalformedXML
 from sageport.storage.objectstore import ObjectStore
 
 Params = dict[str, Any]
 Result = dict[str, Any]
 
 MAX_PART_NUMBER = 10000
+#: S3's largest part, and so the largest source (or range of one) a part may copy
+MAX_PART_SIZE = 5 * 1024**3
+COPY_RANGE = re.compile(r"bytes=(\d+)-(\d+)")
 
 
 def _store(ctx: RequestContext) -> ObjectStore:
@@ -31,20 +42,71 @@ async def create_multipart_upload(ctx: RequestContext, params: Params) -> Result
     }
 
 
-@operation("UploadPart")
-async def upload_part(ctx: RequestContext, params: Params) -> Result:
-    number = params.get("PartNumber", 0)
+def _part_number(params: Params) -> int:
+    number: int = params.get("PartNumber", 0)
     if not 1 <= number <= MAX_PART_NUMBER:
         raise InvalidArgument(
             "Part number must be an integer between 1 and 10000, inclusive",
             ArgumentName="partNumber",
             ArgumentValue=str(number),
         )
+    return number
+
+
+@operation("UploadPart")
+async def upload_part(ctx: RequestContext, params: Params) -> Result:
+    number = _part_number(params)
     body = params["Body"]
     part = await _store(ctx).upload_part(
         params["Bucket"], params["Key"], params["UploadId"], number, body, seal=body.seal
     )
     return {"ETag": quoted(part.etag), **checksum_members(part.checksums)}
+
+
+def copy_range(header: str | None, size: int) -> tuple[int | None, int | None]:
+    """The inclusive bytes ``x-amz-copy-source-range`` names of a source of ``size`` bytes
+    (None, None: the whole source). Unlike GET's ``Range``, S3 takes only ``bytes=first-last``
+    here, and refuses rather than clamps a range that runs past the end."""
+    if header is None:
+        return None, None
+    found = COPY_RANGE.fullmatch(header.strip())
+    if found is None or int(found[1]) > int(found[2]):
+        raise InvalidArgument(
+            "The x-amz-copy-source-range value must be of the form bytes=first-last where "
+            "first and last are the zero-based offsets of the first and last bytes to copy",
+            ArgumentName="x-amz-copy-source-range",
+            ArgumentValue=header,
+        )
+    first, last = int(found[1]), int(found[2])
+    if last >= size:
+        raise InvalidRange(
+            f"Range specified is not valid for source object of size: {size}",
+            ActualObjectSize=str(size),
+            RangeRequested=header,
+        )
+    return first, last
+
+
+@operation("UploadPartCopy")
+async def upload_part_copy(ctx: RequestContext, params: Params) -> Result:
+    number = _part_number(params)
+    src_bucket, src_key = parse_copy_source(params["CopySource"])
+    store = _store(ctx)
+    source = await store.head_object(src_bucket, src_key)
+    check_copy_source(source, params)
+    first, last = copy_range(params.get("CopySourceRange"), source.size)
+    length = source.size if first is None or last is None else last - first + 1
+    if length > MAX_PART_SIZE:
+        raise InvalidRequestS3(
+            "The specified copy source is larger than the maximum allowable size for a copy "
+            f"source: {MAX_PART_SIZE}"
+        )
+    part, _ = await store.upload_part_copy(
+        params["Bucket"], params["Key"], params["UploadId"], number, src_bucket, src_key,
+        first, last,
+    )  # fmt: skip
+    result = {"ETag": quoted(part.etag), "LastModified": part.last_modified}
+    return {"CopyPartResult": {**result, **checksum_members(part.checksums)}}
 
 
 @operation("CompleteMultipartUpload")

@@ -235,6 +235,29 @@ def parse_copy_source(value: str) -> tuple[str, str]:
     return bucket, key
 
 
+def check_copy_source(source: ObjectInfo, params: Params) -> None:
+    """The ``x-amz-copy-source-if-*`` conditions of a CopyObject or UploadPartCopy, as S3
+    applies them: any that fails is 412 PreconditionFailed (never 304); If-Unmodified-Since
+    counts only without If-Match, If-Modified-Since only without If-None-Match."""
+    etags = ("*", quoted(source.etag), source.etag)
+    match = params.get("CopySourceIfMatch")
+    if match is not None and match.strip() not in etags:
+        raise PreconditionFailed(Condition="x-amz-copy-source-If-Match")
+    unmodified = params.get("CopySourceIfUnmodifiedSince")
+    if match is None and unmodified is not None and source.last_modified > unmodified:
+        raise PreconditionFailed(Condition="x-amz-copy-source-If-Unmodified-Since")
+    none_match = params.get("CopySourceIfNoneMatch")
+    if none_match is not None and none_match.strip() in etags:
+        raise PreconditionFailed(Condition="x-amz-copy-source-If-None-Match")
+    modified = params.get("CopySourceIfModifiedSince")
+    if (
+        none_match is None
+        and modified is not None
+        and source.last_modified.replace(microsecond=0) <= modified
+    ):
+        raise PreconditionFailed(Condition="x-amz-copy-source-If-Modified-Since")
+
+
 @operation("CopyObject")
 async def copy_object(ctx: RequestContext, params: Params) -> Result:
     src_bucket, src_key = parse_copy_source(params["CopySource"])
@@ -246,13 +269,7 @@ async def copy_object(ctx: RequestContext, params: Params) -> Result:
             "or encryption attributes."
         )
     store = _store(ctx)
-    source = await store.head_object(src_bucket, src_key)
-    match = params.get("CopySourceIfMatch")
-    if match is not None and match.strip() not in ("*", quoted(source.etag), source.etag):
-        raise PreconditionFailed(Condition="x-amz-copy-source-If-Match")
-    none_match = params.get("CopySourceIfNoneMatch")
-    if none_match is not None and none_match.strip() in ("*", quoted(source.etag), source.etag):
-        raise PreconditionFailed(Condition="x-amz-copy-source-If-None-Match")
+    check_copy_source(await store.head_object(src_bucket, src_key), params)
     attrs = object_attrs(params) if replace else None
     info = await store.copy_object(src_bucket, src_key, params["Bucket"], params["Key"], attrs)
     result = {"ETag": quoted(info.etag), "LastModified": info.last_modified}
