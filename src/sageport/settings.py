@@ -53,6 +53,11 @@ class Settings:
 
     data_dir: Path = field(default_factory=default_data_dir)
     host: str = "127.0.0.1"
+    #: more names clients reach the server by (a DNS name, a reverse proxy's), besides
+    #: ``localhost``, ``host`` and the machine's host name: S3 requests to one of them are
+    #: path-style, to ``<bucket>.<name>`` virtual-hosted; to other names of several labels,
+    #: refused (``sageport.api.s3hosts``: the bucket in them cannot be told apart).
+    server_names: list[str] = field(default_factory=list)
     port: int = DEFAULT_PORT
     region: str = DEFAULT_REGION
     account_id: str = DEFAULT_ACCOUNT_ID
@@ -142,6 +147,9 @@ class Settings:
             raise ValueError(f"sandbox_uid must be a uid above 0, not {self.sandbox_uid!r}")
         if not isinstance(self.host, str):
             raise ValueError(f'host must be an address such as "127.0.0.1", not {self.host!r}')
+        names = self.server_names
+        if not isinstance(names, list) or not all(isinstance(n, str) and n for n in names):
+            raise ValueError(f"server_names must be a list of host names, not {names!r}")
         for name in QUOTA_FIELDS:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:

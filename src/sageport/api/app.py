@@ -228,6 +228,8 @@ def create_app(settings: Settings, services: Services | None = None) -> Starlett
                 if protocol.signs_body
                 else None
             )
+            if protocol is router.s3:
+                signed = router.s3.addressed(signed)  # the bucket in a virtual host
             try:
                 scope = verifier.verify(signed, body, svc.clock.now())
                 # what the signature authorises, once it is known to be the key holder's

@@ -107,6 +107,14 @@ class SignedRequest:
     host: str
     #: names of headers the request repeats (``headers`` holds the last value of each)
     repeated: frozenset[str] = frozenset()
+    #: the bucket a virtual-hosted S3 request's Host names (``api.s3hosts``), else empty:
+    #: S3's SigV2 signs the path with the bucket in it (``/bucket/key``) even then
+    host_bucket: str = ""
+
+    @property
+    def v2_path(self) -> str:
+        """The path S3's SigV2 signs."""
+        return f"/{self.host_bucket}{self.raw_path}" if self.host_bucket else self.raw_path
 
 
 def parse_scope(credential: str) -> Scope:
@@ -364,7 +372,7 @@ class Verifier:
             if name in req.headers:
                 headers[name] = req.headers[name]
         signer = _SignedAt(Credentials(key.access_key_id, key.secret_access_key), expires)
-        split = urlsplit(f"http://{req.host}{req.raw_path}" + (f"?{kept}" if kept else ""))
+        split = urlsplit(f"http://{req.host}{req.v2_path}" + (f"?{kept}" if kept else ""))
         expected = signer.sign_string(signer.canonical_string(req.method, split, headers))
         if not hmac.compare_digest(expected, unquote(query["Signature"])):
             raise AuthFailure(
@@ -400,7 +408,7 @@ class Verifier:
         # with x-amz-date signed among the x-amz-* headers, the Date line stays empty
         date_line = "" if "x-amz-date" in req.headers else req.headers.get("date", "")
         signer = _SignedAt(Credentials(key.access_key_id, key.secret_access_key), date_line)
-        url = f"http://{req.host}{req.raw_path}" + (f"?{req.raw_query}" if req.raw_query else "")
+        url = f"http://{req.host}{req.v2_path}" + (f"?{req.raw_query}" if req.raw_query else "")
         expected = signer.sign_string(signer.canonical_string(req.method, urlsplit(url), headers))
         if not hmac.compare_digest(expected, signature):
             raise AuthFailure(

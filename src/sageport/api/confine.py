@@ -141,7 +141,8 @@ def surface_of(method: str, path: str, target: str, claim: Claim | None) -> Surf
     """The protocol a request looks like it is for; it answers the request (its errors in
     that protocol's form), and :meth:`Confinement.check` decides whether it may."""
     service = claim.scope.service if claim else ""
-    if path.startswith(EXTENSIONS_PREFIX):
+    if path.startswith(EXTENSIONS_PREFIX) and service != "s3":
+        # (signed for S3, it is a key under ``_sageport/`` of a virtual-hosted bucket)
         return Surface.EXTENSIONS
     if target.startswith("SageMaker."):
         return Surface.SAGEMAKER

@@ -1,4 +1,5 @@
-"""S3, path-style REST-XML: route a request to its operation, parse it, answer it.
+"""S3, path-style or virtual-hosted REST-XML: route a request to its operation, parse it,
+answer it (the bucket comes from the Host where :mod:`sageport.api.s3hosts` says so).
 
 Routing is S3's own table (by method, bucket/key and sub-resource query); parameters and
 responses are read and written through the botocore model (:mod:`sageport.api.s3xml`), so
@@ -13,6 +14,7 @@ only through ``x-amz-content-sha256``, which the body stream verifies while it i
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import Any, cast
 from urllib.parse import unquote_to_bytes
 
@@ -20,11 +22,12 @@ from botocore.model import OperationModel
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from sageport.api.auth import MISSING_TOKEN, AuthFailure, AuthProblem
+from sageport.api.auth import MISSING_TOKEN, AuthFailure, AuthProblem, SignedRequest
 from sageport.api.dispatch import RequestContext, collect
 from sageport.api.handlers import s3_buckets, s3_listing, s3_multipart, s3_objects
 from sageport.api.handlers.s3_buckets import check_bucket_name
 from sageport.api.s3body import RequestBody
+from sageport.api.s3hosts import VirtualHosts
 from sageport.api.s3routes import ModelRoutes
 from sageport.api.s3xml import (
     ROOT_ELEMENTS,
@@ -40,6 +43,7 @@ from sageport.errors import (
     AwsError,
     InvalidAccessKeyId,
     InvalidArgument,
+    InvalidBucketName,
     KeyTooLong,
     MaxMessageLengthExceeded,
     MethodNotAllowed,
@@ -124,10 +128,16 @@ def _not_implemented(operation: str | None, request: Request) -> S3Error:
     )
 
 
-def split_path(request: Request) -> tuple[str, str]:
-    """(bucket, key) from the raw path; the key is decoded exactly once, never normalised."""
+def split_path(request: Request, hosts: VirtualHosts) -> tuple[str, str]:
+    """(bucket, key) from the Host (virtual-hosted-style, :mod:`sageport.api.s3hosts`) or
+    else the raw path; the key is decoded exactly once, never normalised."""
     raw: bytes = request.scope.get("raw_path") or request.url.path.encode()
     path = unquote_to_bytes(raw.split(b"?", 1)[0]).decode("utf-8", "surrogateescape")
+    virtual = hosts.bucket(request.headers.get("host", ""))
+    if virtual is not None:
+        if not virtual:
+            raise InvalidBucketName(BucketName="")
+        return virtual, path.removeprefix("/")
     bucket, _, key = path.lstrip("/").partition("/")
     return bucket, key
 
@@ -142,6 +152,13 @@ class S3Protocol:
         self._model = ServiceModels().get("s3")
         self._handlers = cast(dict[str, S3Handler], collect(*S3_MODULES))
         self._routes = ModelRoutes(self._model)
+        self._hosts = VirtualHosts.of(services.settings)
+
+    def addressed(self, req: SignedRequest) -> SignedRequest:
+        """``req`` with the bucket its Host names, if it is virtual-hosted (the verifier
+        needs it for SigV2); InvalidRequest for a Host that names no bucket unambiguously."""
+        bucket = self._hosts.bucket(req.host)
+        return replace(req, host_bucket=bucket) if bucket else req
 
     def auth_error(self, failure: AuthFailure) -> AwsError:
         if failure.bad_argument:
@@ -190,7 +207,7 @@ class S3Protocol:
                 return SignatureDoesNotMatch()
 
     async def handle(self, request: Request, ctx: RequestContext, body: bytes | None) -> Response:
-        bucket, key = split_path(request)
+        bucket, key = split_path(request, self._hosts)
         headers = {k.lower(): v for k, v in request.headers.items()}
         query = dict(request.query_params)
         modeled = self._routes.operation(request.method, bucket, key, query, set(headers))
