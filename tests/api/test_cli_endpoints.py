@@ -108,7 +108,7 @@ def test_invoke_from_a_flag_and_from_stdin(server: ServerProcess, endpoint: str)
 def test_logs(server: ServerProcess, endpoint: str) -> None:
     result = sageport(server, "logs", endpoint, "--json")
     assert result.returncode == 0, result.stderr
-    events = json.loads(result.stdout)
+    events = [json.loads(line) for line in result.stdout.splitlines()]  # JSON Lines
     assert any("model server listening" in e["message"] for e in events)
     assert {e["logStreamName"].split("/")[0] for e in events} == {"AllTraffic"}
     text = sageport(server, "logs", endpoint)

@@ -9,6 +9,7 @@ takes ``--json``; failures are one line on stderr and exit status 1.
 from __future__ import annotations
 
 import base64
+import json
 import sys
 import time
 from pathlib import Path
@@ -199,7 +200,8 @@ def show_logs(
     settings: Settings, name: str, follow: bool, as_json: bool, interval: float = 0.5
 ) -> int:
     """The endpoint's log events, instance by instance; with ``follow`` until interrupted
-    (or the endpoint is gone)."""
+    (or the endpoint is gone). ``--json`` is JSON Lines like ``sageport logs``: each event is
+    printed as it arrives, so following works through ``| jq``."""
 
     def run() -> int:
         from botocore.exceptions import ClientError
@@ -207,11 +209,10 @@ def show_logs(
         sm = client(settings, "sagemaker")
         sm.describe_endpoint(EndpointName=name)  # an unknown endpoint is an error, not silence
         reader = LogReader(client(settings, "logs"), LOG_GROUP_PREFIX + name)
-        collected: list[dict[str, Any]] = []
         while True:
             for stream, message in reader.read():
                 if as_json:
-                    collected.append({"logStreamName": stream, "message": message})
+                    typer.echo(json.dumps({"logStreamName": stream, "message": message}))
                 else:
                     typer.echo(f"[{stream}] {message}")
             if not follow:
@@ -221,8 +222,6 @@ def show_logs(
             except ClientError:
                 break  # deleted: nothing more will come
             time.sleep(interval)
-        if as_json:
-            typer.echo(to_json(collected))
         return 0
 
     return guarded(settings, run)
