@@ -354,6 +354,7 @@ def _refused(server: ServerProcess, name: str, request: dict[str, Any]) -> str:
 
 
 def test_overlapping_local_paths_are_refused(server: ServerProcess) -> None:
+    """An output inside an input (the code input may nest: test_processing_nested)."""
     name = unique("proc-overlap")
     data = put_objects(server, f"{name}/data", {"a": b"a"})
     request = processing_request(
@@ -361,9 +362,10 @@ def test_overlapping_local_paths_are_refused(server: ServerProcess) -> None:
         name,
         "print(1)\n",
         inputs=[s3_input("data", data, "/opt/ml/processing/input")],
+        outputs=[s3_output("out", data, "/opt/ml/processing/input/out")],
     )
     message = _refused(server, name, request)
-    assert "overlaps" in message
+    assert "is inside" in message
     assert "/opt/ml/processing/input" in message
 
 

@@ -139,10 +139,10 @@ async def stage_processing_host(job: JobContext, host: str, store: ObjectStore) 
         json.dumps({"current_host": host, "hosts": hosts, "network_interface_name": "eth0"})
     )
     files = total = 0
-    for item in job.spec.get("ProcessingInputs") or []:
-        s3 = item.get("S3Input")
-        if not s3:
-            continue
+    inputs = [i["S3Input"] for i in job.spec.get("ProcessingInputs") or [] if i.get("S3Input")]
+    # An input may lie inside another (the SDK's code input at <input>/code): the outer one
+    # is staged first and the inner one into its sub-folder; staging only adds files.
+    for s3 in sorted(inputs, key=lambda s3: _depth(s3["LocalPath"])):
         source = {
             "S3Uri": s3["S3Uri"],
             "S3DataType": s3.get("S3DataType", "S3Prefix"),
@@ -159,6 +159,11 @@ async def stage_processing_host(job: JobContext, host: str, store: ObjectStore) 
     for out in _outputs(job.spec):
         _staging_dir(job, host, out["LocalPath"]).mkdir(parents=True, exist_ok=True)
     return files, total
+
+
+def _depth(local_path: str) -> int:
+    """How many folders deep ``local_path`` is: outer folders sort before inner ones."""
+    return len([part for part in local_path.split("/") if part and part != "."])
 
 
 def _staging_dir(job: JobContext, host: str, local_path: str) -> Path:
@@ -201,7 +206,8 @@ def processing_launch_spec(
     binds: list[tuple[str, str]] = []
     if job.sandbox:
         cwd = OPT_ML
-        for path in _local_paths(job.spec):
+        # outer folders first: an inner input's bind is mounted over its outer one's folder
+        for path in sorted(_local_paths(job.spec), key=_depth):
             if not (path == OPT_ML or path.startswith(OPT_ML + "/")):
                 binds.append((str(local_dir(job, host, path)), path))
     else:

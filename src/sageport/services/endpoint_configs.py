@@ -2,7 +2,8 @@
 
 Like a model, an endpoint configuration is its validated request plus ARN and creation time
 (``services.spec_resources``). Creating one checks, as SageMaker does, that every model its
-variants name exists.
+variants name exists, and refuses the features sageport does not serve (``services.
+unsupported``: data capture, async and serverless inference, shadow variants, ...).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from typing import Any
 
 from sageport.domain.arns import sagemaker_arn
 from sageport.errors import ValidationException
+from sageport.services import unsupported
 from sageport.services.models import ARN_TYPE as MODEL_ARN_TYPE
 from sageport.services.models import KIND as MODEL_KIND
 from sageport.services.spec_resources import SpecService
@@ -31,6 +33,7 @@ class EndpointConfigService(SpecService):
     label = "endpoint configuration"
 
     def create(self, params: dict[str, Any]) -> dict[str, Any]:
+        unsupported.check_endpoint_config(params)
         variants = [*params["ProductionVariants"], *params.get("ShadowProductionVariants", [])]
         names = [v["VariantName"] for v in variants]
         if len(set(names)) != len(names):

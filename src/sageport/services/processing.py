@@ -52,13 +52,37 @@ class ProcessingJobService(JobService):
     def describe_job(
         self, job: Resource, hist: builtins.list[HistoryEntry], now: datetime
     ) -> dict[str, Any]:
-        out: dict[str, Any] = {**job.spec, **self.summary(job)}
+        out: dict[str, Any] = {**with_aws_defaults(job.spec), **self.summary(job)}
         if job.extra.get("started_at"):
             out["ProcessingStartTime"] = job.extra["started_at"]
         note = status_note(job)
         if note and "ExitMessage" not in out:
             out["ExitMessage"] = note[:1024]
         return out
+
+
+def with_aws_defaults(spec: dict[str, Any]) -> dict[str, Any]:
+    """The input and output members real SageMaker fills in when a request leaves them out
+    (the SDK's ``ProcessingJob.from_processing_name`` rebuilds its inputs from them)."""
+    out = dict(spec)
+    inputs = []
+    for given in out.get("ProcessingInputs") or []:
+        item = {"AppManaged": False, **given}
+        if item.get("S3Input"):
+            item["S3Input"] = {
+                "S3InputMode": "File",
+                "S3DataDistributionType": "FullyReplicated",
+                "S3CompressionType": "None",
+                **item["S3Input"],
+            }
+        inputs.append(item)
+    if inputs:
+        out["ProcessingInputs"] = inputs
+    if out.get("ProcessingOutputConfig"):
+        config = dict(out["ProcessingOutputConfig"])
+        config["Outputs"] = [{"AppManaged": False, **o} for o in config.get("Outputs") or []]
+        out["ProcessingOutputConfig"] = config
+    return out
 
 
 def status_note(job: Resource) -> str:

@@ -34,28 +34,42 @@ def _job_path(value: Any, field: str, opt_ml_base: str) -> str:
 
 def check_processing_paths(spec: Mapping[str, Any]) -> None:
     """Processing LocalPaths: absolute, under /opt/ml/processing when under /opt/ml at all,
-    and no two of them the same or one inside another."""
-    paths: list[tuple[str, str]] = []
+    never the same twice, and no output inside (or around) another input or output.
+
+    One input may lie inside another, as SageMaker allows: the SDK stages ``code=`` at
+    ``/opt/ml/processing/input/code`` next to a user input at ``/opt/ml/processing/input``
+    (its documented layout), and the inner input's files are staged into the outer one's
+    sub-folder. An output may not overlap anything: it would upload staged input files, or
+    the same file twice.
+    """
+    paths: list[tuple[str, str, bool]] = []  # (field, normalised path, is an output)
     try:
         for i, item in enumerate(spec.get("ProcessingInputs") or []):
             s3 = item.get("S3Input")
             if s3:
                 field = f"ProcessingInputs[{i}].S3Input.LocalPath"
-                paths.append((field, _job_path(s3.get("LocalPath", ""), field, PROCESSING)))
+                paths.append((field, _job_path(s3.get("LocalPath", ""), field, PROCESSING), False))
         outputs = (spec.get("ProcessingOutputConfig") or {}).get("Outputs") or []
         for i, item in enumerate(outputs):
             s3 = item.get("S3Output")
             if s3:
                 field = f"ProcessingOutputConfig.Outputs[{i}].S3Output.LocalPath"
-                paths.append((field, _job_path(s3.get("LocalPath", ""), field, PROCESSING)))
+                paths.append((field, _job_path(s3.get("LocalPath", ""), field, PROCESSING), True))
     except PathOutsideBase as exc:
         raise ValidationException(str(exc)) from None
-    for j, (w1, p1) in enumerate(paths):
-        for w2, p2 in paths[j + 1 :]:
+    for j, (w1, p1, out1) in enumerate(paths):
+        for w2, p2, out2 in paths[j + 1 :]:
             a, b = p1.rstrip("/") + "/", p2.rstrip("/") + "/"
-            if a.startswith(b) or b.startswith(a):
+            if a == b:
                 raise ValidationException(
-                    f"{w1} ({p1}) overlaps {w2} ({p2}); each input and output needs its own folder."
+                    f"{w1} and {w2} are both {p1}; each input and output needs its own folder."
+                )
+            if (out1 or out2) and (a.startswith(b) or b.startswith(a)):
+                inner, outer = ((w1, p1), (w2, p2)) if a.startswith(b) else ((w2, p2), (w1, p1))
+                raise ValidationException(
+                    f"{inner[0]} ({inner[1]}) is inside {outer[0]} ({outer[1]}); an output "
+                    "folder may not contain, or lie inside, another input or output (only "
+                    "inputs may nest, as the SDK's code input does)."
                 )
 
 

@@ -13,7 +13,7 @@ from typing import Any
 from sageport.domain import training as T
 from sageport.domain.times import to_datetime
 from sageport.scheduler import metrics
-from sageport.services import quotas
+from sageport.services import quotas, unsupported
 from sageport.services.jobs import JobService, not_found, secondary_of
 from sageport.store.resources import HistoryEntry, Resource
 
@@ -31,6 +31,7 @@ class TrainingJobService(JobService):
     def check(self, params: dict[str, Any]) -> None:
         quotas.check_training_job(self._settings, params)  # first: the rest builds per host
         self._admission.check_training(params)
+        unsupported.check_training_job(params)
 
     def summary(self, job: Resource) -> dict[str, Any]:
         return training_summary(job)
@@ -80,6 +81,38 @@ DEFAULT_FALSE = (
 )
 """Flags DescribeTrainingJob always answers, false when the request left them out."""
 
+DEFAULT_VOLUME_GB = 30
+"""``ResourceConfig.VolumeSizeInGB`` when the request left it out (the SDK's own default)."""
+
+
+def with_aws_defaults(spec: dict[str, Any]) -> dict[str, Any]:
+    """The members real SageMaker fills in when a request leaves them out.
+
+    The SDK's ``Estimator.attach`` (and so ``HyperparameterTuner.best_estimator``) reads
+    them by key: ``OutputDataConfig.KmsKeyId`` (AWS answers ``""``), ``ResourceConfig.
+    VolumeSizeInGB``, ``StoppingCondition.MaxRuntimeInSeconds``. Members the request did not
+    give and AWS does not default (``VpcConfig``, ``CheckpointConfig``, ...) stay absent.
+    """
+    out = dict(spec)
+    output = dict(out.get("OutputDataConfig") or {})
+    output.setdefault("KmsKeyId", "")
+    output.setdefault("CompressionType", "GZIP")
+    out["OutputDataConfig"] = output
+    resources = dict(out.get("ResourceConfig") or {})
+    if not resources.get("InstanceGroups"):
+        resources.setdefault("VolumeSizeInGB", DEFAULT_VOLUME_GB)
+    out["ResourceConfig"] = resources
+    stopping = dict(out.get("StoppingCondition") or {})
+    stopping.setdefault("MaxRuntimeInSeconds", 86400)
+    out["StoppingCondition"] = stopping
+    if "AlgorithmSpecification" in out:
+        algo = dict(out["AlgorithmSpecification"])
+        algo.setdefault("EnableSageMakerMetricsTimeSeries", False)
+        out["AlgorithmSpecification"] = algo
+    for flag in DEFAULT_FALSE:
+        out.setdefault(flag, False)
+    return out
+
 
 def log_truncation_note(hosts: dict[str, str]) -> str:
     """What the status message says when hosts' logs reached the per-host cap."""
@@ -94,7 +127,7 @@ def describe_job(job: Resource, hist: list[HistoryEntry], now: datetime) -> dict
     """The DescribeTrainingJob answer: the spec, then runtime state on top."""
     secondary = secondary_of(job)
     extra = job.extra
-    out: dict[str, Any] = dict(job.spec)
+    out: dict[str, Any] = with_aws_defaults(job.spec)
     out.update(
         {
             "TrainingJobName": job.name,
@@ -108,8 +141,6 @@ def describe_job(job: Resource, hist: list[HistoryEntry], now: datetime) -> dict
     )
     if extra.get("model_artifacts"):
         out["ModelArtifacts"] = {"S3ModelArtifacts": extra["model_artifacts"]}
-    for flag in DEFAULT_FALSE:
-        out.setdefault(flag, False)
     transitions_ = out["SecondaryStatusTransitions"]
     if transitions_ and secondary is T.Secondary.STARTING and extra.get("queue_message"):
         transitions_[-1]["StatusMessage"] = extra["queue_message"]  # what the queue waits for
@@ -126,7 +157,6 @@ def describe_job(job: Resource, hist: list[HistoryEntry], now: datetime) -> dict
         for item in transitions_:
             if item["Status"] == T.Secondary.TRAINING.value:
                 item["StatusMessage"] += f" WARNING: {note}"
-    out.setdefault("StoppingCondition", {"MaxRuntimeInSeconds": 86400})
     for key, field in (
         # SageMaker's TrainingStartTime is the start on the instances, download included.
         ("admitted_at" if extra.get("admitted_at") else "started_at", "TrainingStartTime"),
