@@ -29,15 +29,17 @@ from sageport.api.extensions import ExtensionProtocol
 from sageport.api.handlers import (
     endpoint_configs,
     endpoints,
+    iam,
     logs,
     models,
     processing,
+    sts,
     tags,
     training,
 )
 from sageport.api.jsonproto import JsonProtocol
 from sageport.api.protocol import WireProtocol
-from sageport.api.query import IamProtocol, StsProtocol
+from sageport.api.query import IamProtocol, StsProtocol, query_action
 from sageport.api.runtime import RuntimeProtocol
 from sageport.api.s3 import S3Protocol
 from sageport.api.service_models import ServiceModels
@@ -54,6 +56,8 @@ ALL_METHODS = ["GET", "PUT", "POST", "DELETE", "HEAD", "PATCH", "OPTIONS"]
 
 SAGEMAKER_MODULES = (models, endpoint_configs, endpoints, tags, training, processing)
 LOGS_MODULES = (logs,)
+STS_MODULES = (sts,)
+IAM_MODULES = (iam,)
 
 
 class Router:
@@ -70,8 +74,8 @@ class Router:
         )
         self.extensions = ExtensionProtocol("sagemaker", "", {}, service_models, validator)
         self.runtime = RuntimeProtocol(services.router, services.upstream, _status_of(services))
-        self.sts = StsProtocol()
-        self.iam = IamProtocol()
+        self.sts = StsProtocol(collect(*STS_MODULES), service_models)
+        self.iam = IamProtocol(collect(*IAM_MODULES), service_models)
         self.s3 = S3Protocol(services)
         self._by_surface: dict[Surface, WireProtocol] = {
             Surface.SAGEMAKER: self.sagemaker,
@@ -90,9 +94,12 @@ class Router:
         """The protocol that answers a request (``api.confine`` decides whether it may)."""
         return self._by_surface[surface_of(method, path, target, claim)]
 
-    def action(self, protocol: WireProtocol, target: str) -> str:
+    def action(
+        self, protocol: WireProtocol, target: str, query: str = "", body: bytes | None = None
+    ) -> str:
         """The IAM-style action a routed request asks for, which ``api.policy`` decides on
-        (``sagemaker:<Op>`` from the target the JSON protocols dispatch on, the rest whole)."""
+        (``sagemaker:<Op>`` from the target the JSON protocols dispatch on, ``iam:<Action>``
+        from the query form, the rest whole)."""
         if protocol is self.sagemaker:
             return f"sagemaker:{target.partition('.')[2]}"
         if protocol is self.logs:
@@ -102,7 +109,7 @@ class Router:
         if protocol is self.extensions:
             return "sageport:Read"
         if protocol is self.iam:
-            return "iam:*"
+            return f"iam:{query_action(query, body) or '*'}"
         return "sts:*" if protocol is self.sts else "s3:*"
 
 
@@ -236,7 +243,7 @@ def create_app(settings: Settings, services: Services | None = None) -> Starlett
                 confinement.check(signed, claim, surface)
             except AuthFailure as refused:
                 raise protocol.auth_error(refused) from None
-            action = router.action(protocol, target)
+            action = router.action(protocol, target, request.url.query, body)
             policy.authorize(keys.get(scope.access_key), action, settings.account_id)
             ctx = RequestContext(
                 services=svc,

@@ -1,25 +1,30 @@
 """The AWS query protocol, for STS and IAM: form-encoded ``Action=...`` in, XML out.
 
-IAM is not served: every IAM request (credential scope ``iam``, as boto3's ``iam`` client
-signs) is answered ``AccessDenied`` in IAM's own error form, so callers that probe a role
-(``iam.get_role``; the SageMaker SDK's role lookups) get an error they can parse and go on.
-
-sageport answers only ``GetCallerIdentity`` here (the SDK and CLIs ask who they are); the
-identity is the account the server is configured with and the access key that signed (a
-job's own key answers as an assumed role named after the job: ``api.policy.caller_arn``).
+Each service has a dispatch table (``api/handlers/sts.py``, ``api/handlers/iam.py``) and
+its botocore model; ``api.queryxml`` parses the form against the input shape and writes the
+handler's result as the output shape. STS answers ``GetCallerIdentity``; an unknown action
+is ``InvalidAction``, as STS says it. IAM answers ``GetRole`` for the server's execution
+role; every other IAM action (``SimulatePrincipalPolicy``, ``ListRoles``, ``CreateRole``
+...) is ``AccessDenied`` in IAM's own form, which the SageMaker SDKs take as "cannot be
+verified" and go on.
 """
 
 from __future__ import annotations
-
-from urllib.parse import parse_qs
-from xml.sax.saxutils import escape
 
 from starlette.requests import Request
 from starlette.responses import Response
 
 from sageport.api.auth import AuthFailure, AuthProblem
-from sageport.api.dispatch import RequestContext
+from sageport.api.dispatch import Handler, RequestContext
 from sageport.api.policy import caller_arn
+from sageport.api.queryxml import (
+    QueryAccessDenied,
+    error_xml,
+    parse_params,
+    read_form,
+    response_xml,
+)
+from sageport.api.service_models import ServiceModels
 from sageport.errors import (
     AccessDeniedException,
     AwsError,
@@ -46,24 +51,42 @@ class InvalidAction(AwsError):
     code = "InvalidAction"
 
 
-class QueryAccessDenied(AwsError):
-    """What query-protocol services (STS, IAM) call ``AccessDeniedException``."""
-
-    code = "AccessDenied"
-    status = 403
-
-
-def _action(request: Request, body: bytes | None) -> str:
-    form = parse_qs((body or b"").decode("utf-8", "replace"))
-    form.update(parse_qs(request.url.query))
-    return (form.get("Action") or [""])[0]
+def query_action(query: str, body: bytes | None) -> str:
+    """The ``Action`` a query-protocol request names ("" when none)."""
+    return read_form(query, body).get("Action", "")
 
 
 class QueryProtocol:
-    """Errors of the query protocol: ``<ErrorResponse>`` in the service's namespace."""
+    """One query-protocol service: its table, model and ``<ErrorResponse>`` namespace."""
 
     signs_body = True
-    namespace = STS_NS
+
+    def __init__(
+        self, service: str, namespace: str, table: dict[str, Handler], models: ServiceModels
+    ) -> None:
+        self.service = service
+        self.namespace = namespace
+        self.table = table
+        self._models = models
+
+    def unknown(self, action: str, ctx: RequestContext) -> AwsError:
+        """The error for an action the table does not have."""
+        return InvalidAction(
+            f"Could not find operation {action or '(none)'} for version "
+            f"{self._models.get(self.service).api_version}"
+        )
+
+    async def handle(self, request: Request, ctx: RequestContext, body: bytes | None) -> Response:
+        form = read_form(request.url.query, body)
+        action = form.get("Action", "")
+        handler = self.table.get(action)
+        if handler is None:
+            raise self.unknown(action, ctx)
+        op = self._models.get(self.service).operation_model(action)
+        result = handler(ctx, parse_params(op, form))
+        return Response(
+            response_xml(op, self.namespace, result, ctx.request_id), media_type="text/xml"
+        )
 
     def auth_error(self, failure: AuthFailure) -> AwsError:
         match failure.problem:
@@ -83,48 +106,30 @@ class QueryProtocol:
                 return InvalidSignature(failure.message)
 
     def error_response(self, err: AwsError, request: Request, request_id: str) -> Response:
-        kind = "Sender" if err.status < 500 else "Receiver"
         code, status = err.code, err.status
         if isinstance(err, AccessDeniedException):  # a key's policy (api.policy)
             code, status = QueryAccessDenied.code, QueryAccessDenied.status
-        xml = (
-            f'<ErrorResponse xmlns="{self.namespace}"><Error><Type>{kind}</Type>'
-            f"<Code>{escape(code)}</Code><Message>{escape(err.message)}</Message></Error>"
-            f"<RequestId>{request_id}</RequestId></ErrorResponse>"
-        )
-        return Response(xml, status_code=status, media_type="text/xml")
-
-
-class IamProtocol(QueryProtocol):
-    """Every IAM request: AccessDenied (sageport has no IAM; roles are not needed)."""
-
-    namespace = IAM_NS
-
-    async def handle(self, request: Request, ctx: RequestContext, body: bytes | None) -> Response:
-        action = _action(request, body) or "(none)"
-        raise QueryAccessDenied(
-            f"User: {caller_arn(ctx.services.keys.get(ctx.access_key), ctx.account_id)} is "
-            f"not authorized to perform: iam:{action}: sageport serves no IAM (execution "
-            "roles are accepted as given and not looked up)"
-        )
+        body = error_xml(self.namespace, err, code, request_id)
+        return Response(body, status_code=status, media_type="text/xml")
 
 
 class StsProtocol(QueryProtocol):
-    """STS: GetCallerIdentity."""
+    """STS: ``GetCallerIdentity`` (``api/handlers/sts.py``)."""
 
-    async def handle(self, request: Request, ctx: RequestContext, body: bytes | None) -> Response:
-        action = _action(request, body)
-        if action != "GetCallerIdentity":
-            raise InvalidAction(
-                f"Could not find operation {action or '(none)'} for version 2011-06-15"
-            )
-        account = ctx.account_id
-        arn = caller_arn(ctx.services.keys.get(ctx.access_key), account)
-        xml = (
-            f'<GetCallerIdentityResponse xmlns="{STS_NS}"><GetCallerIdentityResult>'
-            f"<Arn>{escape(arn)}</Arn><UserId>{escape(ctx.access_key)}</UserId>"
-            f"<Account>{escape(account)}</Account></GetCallerIdentityResult>"
-            f"<ResponseMetadata><RequestId>{ctx.request_id}</RequestId></ResponseMetadata>"
-            "</GetCallerIdentityResponse>"
+    def __init__(self, table: dict[str, Handler], models: ServiceModels) -> None:
+        super().__init__("sts", STS_NS, table, models)
+
+
+class IamProtocol(QueryProtocol):
+    """IAM: ``GetRole`` of the execution role (``api/handlers/iam.py``); else AccessDenied."""
+
+    def __init__(self, table: dict[str, Handler], models: ServiceModels) -> None:
+        super().__init__("iam", IAM_NS, table, models)
+
+    def unknown(self, action: str, ctx: RequestContext) -> AwsError:
+        who = caller_arn(ctx.services.keys.get(ctx.access_key), ctx.account_id)
+        return QueryAccessDenied(
+            f"User: {who} is not authorized to perform: iam:{action or '(none)'}: sageport "
+            "serves no IAM but GetRole of its execution role (role ARNs are accepted as given "
+            "and not looked up)"
         )
-        return Response(xml, media_type="text/xml")

@@ -12,18 +12,18 @@ from pathlib import Path
 from typing import IO, Any
 
 from sageport.api.credentials import KeyPair, load_or_create
+from sageport.api.policy import execution_role_arn
 from sageport.settings import Settings
-
-ROLE_NAME = "SageportExecutionRole"
 
 
 def role_arn(settings: Settings) -> str:
-    """A role ARN for SDK config: any string with a ``/`` keeps the SDK away from IAM."""
-    return f"arn:aws:iam::{settings.account_id}:role/{ROLE_NAME}"
+    """The role the SDK config names: the server's execution role, which IAM ``GetRole``
+    answers and the user's keys are a session of (``api.policy``)."""
+    return execution_role_arn(settings.account_id)
 
 
 def sdk_config_yaml(settings: Settings) -> str:
-    """The SageMaker Python SDK config: telemetry off, a default bucket and role, no STS/IAM."""
+    """The SageMaker Python SDK config: telemetry off, a default bucket and role."""
     role = role_arn(settings)
     return (
         "# Written by sageport serve; SAGEMAKER_USER_CONFIG_OVERRIDE points here.\n"

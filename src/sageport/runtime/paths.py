@@ -9,6 +9,7 @@ builder takes the second view, so every ``SM_*`` path is one the process can ope
 from __future__ import annotations
 
 import posixpath
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -131,6 +132,27 @@ def rewrite_opt_ml(value: str, root: Path) -> str:
     if tail == base or tail.startswith(base + "/"):
         return head + sep + str(root) + tail[len(base) :]
     return value
+
+
+#: an /opt/ml/input/data/<channel>/<file> path in a command (a word of a shell line too)
+_CHANNEL_FILE = re.compile(r"/opt/ml/input/data/([^/\s\"';&|]+)/([^\s\"';&|]+)")
+
+
+def command_channel_files(words: Iterable[str]) -> dict[str, frozenset[str]]:
+    """The channel files a job's command names, by channel: ``{"sm_drivers": {"sm_train.sh"}}``
+    for ModelTrainer's ``bash -c "chmod +x /opt/ml/input/data/sm_drivers/sm_train.sh && ..."``.
+
+    Staging gives these a private copy the job owns instead of a read-only hard link: a
+    command that runs a driver from its input data may ``chmod`` or rewrite it first, as root
+    in a container can, and a job may only ``chmod`` a file it owns.
+    """
+    found: dict[str, set[str]] = {}
+    for word in words:
+        for channel, rel in _CHANNEL_FILE.findall(word):
+            normal = posixpath.normpath(rel)
+            if not normal.startswith(".."):
+                found.setdefault(channel, set()).add(normal)
+    return {channel: frozenset(rels) for channel, rels in found.items()}
 
 
 class PathOutsideBase(ContractError):

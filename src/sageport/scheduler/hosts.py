@@ -24,7 +24,7 @@ from sageport.runtime.config_files import all_hosts, config_files, write_config_
 from sageport.runtime.entrypoint import plan_launch, program_from_hyperparameters
 from sageport.runtime.environment import training_env
 from sageport.runtime.images import RuntimeSpec, resolve_image, with_image_python
-from sageport.runtime.paths import HostPaths, make_tree, rewrite_opt_ml
+from sageport.runtime.paths import HostPaths, command_channel_files, make_tree, rewrite_opt_ml
 from sageport.runtime.preflight import frameworks_for, preflight_argv
 from sageport.runtime.process_env import ServerAccess, base_env, gpu_env
 from sageport.scheduler.allocator import HostGrant, grant_notes
@@ -110,6 +110,10 @@ async def stage_host(job: JobContext, host: str, store: ObjectStore) -> tuple[in
     write_config_files(paths, config_files(job.spec, host))
     await _unpack_code(job, paths, store)
     hosts = all_hosts(job.spec)
+    algo = job.spec.get("AlgorithmSpecification") or {}
+    run_by_command = command_channel_files(
+        [*(algo.get("ContainerEntrypoint") or []), *(algo.get("ContainerArguments") or [])]
+    )
     files = total = 0
     for channel in job.spec.get("InputDataConfig") or []:
         source = channel["DataSource"]["S3DataSource"]
@@ -119,6 +123,7 @@ async def stage_host(job: JobContext, host: str, store: ObjectStore) -> tuple[in
             paths.channel_dir(channel["ChannelName"]),
             shard=(hosts.index(host), len(hosts)),
             link=may_link(job),
+            private=run_by_command.get(channel["ChannelName"], frozenset()),
         )
         files += n
         total += size

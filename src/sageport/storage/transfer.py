@@ -154,8 +154,10 @@ async def stage_channel(
     *,
     shard: tuple[int, int] = (0, 1),
     link: bool = True,
+    private: frozenset[str] = frozenset(),
 ) -> tuple[int, int]:
-    """Download an ``S3DataSource`` into ``dest``; returns (files, bytes).
+    """Download an ``S3DataSource`` into ``dest``; returns (files, bytes). Files whose
+    relative names are in ``private`` are private copies even with ``link``.
 
     Raises :class:`TransferError` naming the URI when it matches nothing.
     """
@@ -188,7 +190,8 @@ async def stage_channel(
         if files % YIELD_EVERY == YIELD_EVERY - 1:
             await asyncio.sleep(0)
         try:
-            total += await fetch_object(store, uri.bucket, key, _safe_target(dest, rel), link=link)
+            own = link and rel not in private
+            total += await fetch_object(store, uri.bucket, key, _safe_target(dest, rel), link=own)
         except AwsError as exc:
             raise TransferError(
                 f"Could not download s3://{uri.bucket}/{key}: {exc.message}"

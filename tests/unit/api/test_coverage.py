@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sageport.api.app import LOGS_MODULES, SAGEMAKER_MODULES
+from sageport.api.app import IAM_MODULES, LOGS_MODULES, SAGEMAKER_MODULES, STS_MODULES
 from sageport.api.coverage import render
 from sageport.api.dispatch import collect
 from sageport.api.service_models import ServiceModels
@@ -12,7 +12,12 @@ from sageport.api.service_models import ServiceModels
 
 def test_every_handler_answers_an_operation_of_the_model() -> None:
     models = ServiceModels()
-    for service, modules in (("sagemaker", SAGEMAKER_MODULES), ("logs", LOGS_MODULES)):
+    for service, modules in (
+        ("sagemaker", SAGEMAKER_MODULES),
+        ("logs", LOGS_MODULES),
+        ("sts", STS_MODULES),
+        ("iam", IAM_MODULES),
+    ):
         names = set(models.get(service).operation_names)
         assert set(collect(*modules)) <= names
 

@@ -93,9 +93,13 @@ def test_job_keys_read_but_do_not_change_sagemaker_resources() -> None:
         "sagemaker:ListEndpoints",
         "sagemaker:Search",
         "sagemaker:InvokeEndpoint",
+        "iam:GetRole",
     ):
         policy.authorize(key, action, "000000000000")
     for action in (
+        "iam:ListRoles",
+        "iam:CreateRole",
+        "iam:*",
         "sagemaker:StopTrainingJob",
         "sagemaker:DeleteEndpoint",
         "sagemaker:CreateTrainingJob",
@@ -112,7 +116,11 @@ def test_job_keys_read_but_do_not_change_sagemaker_resources() -> None:
 
 
 def test_caller_arns() -> None:
-    assert policy.caller_arn(OWN, "1") == "arn:aws:iam::1:user/sageport"
+    # the user's keys: a session of the execution role the SDK config names
+    assert policy.caller_arn(OWN, "1") == (
+        "arn:aws:sts::1:assumed-role/SageportExecutionRole/sageport"
+    )
+    assert policy.execution_role_arn("1") == "arn:aws:iam::1:role/SageportExecutionRole"
     assert policy.caller_arn(KeyPair("k", "s", JOB), "1") == (
         "arn:aws:sts::1:assumed-role/SageMaker-TrainingJob/my-job"
     )
