@@ -112,7 +112,7 @@ def test_the_readme_test_command_from_a_plain_shell() -> None:
     """Bounded to collection: the checks, the .venv it makes (or reuses), and pytest finding
     every test, without an activated environment."""
     command = readme_command("Install what the tests need")
-    done = plain_shell(f"{command} --collect-only -q", Path.home(), timeout=1200)
+    done = plain_shell(f"{command} --collect-only", Path.home(), timeout=1200)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     for step in ("ruff check", "ruff format --check", "mypy --strict", "pytest"):
         assert f"==> {step}" in done.stderr

@@ -173,7 +173,9 @@ def sdk3_run(server: ServerProcess, tmp_path_factory: pytest.TempPathFactory) ->
         text=True,
         timeout=RUN_TIMEOUT_S,
     )
-    assert done.returncode == 0, _tail(done.stdout + done.stderr, 30)
+    assert done.returncode == 0, (
+        f"exit {done.returncode}; stdout: {_tail(done.stdout, 10)}; stderr: {_tail(done.stderr, 20)}"
+    )
     result: dict[str, Any] = json.loads((work / "seen.json").read_text())
     result["endpoint"] = endpoint
     return result
