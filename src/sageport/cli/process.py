@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -16,14 +15,11 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from sageport.api.credentials import load_or_create
+from sageport.scheduler.ports import free_port
+from sageport.services.credentials import load_or_create
 from sageport.settings import DEFAULT_REGION
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+__all__ = ["ServerProcess", "free_port"]
 
 
 class ServerProcess:

@@ -21,13 +21,13 @@ from pathlib import Path
 from typing import Any
 
 from sageport.backends.base import SPEC_FILE, Backend, ExitInfo, HostHandle, LaunchSpec
-from sageport.cli.process import free_port
 from sageport.domain.keys import KeyIssuer
 from sageport.runtime import archives
 from sageport.runtime.images import resolve_image
 from sageport.runtime.interpreters import missing_module, missing_module_note
 from sageport.runtime.process_env import SANDBOX_HOME, ServerAccess, base_env, gpu_env
 from sageport.scheduler.allocator import HostGrant
+from sageport.scheduler.ports import free_port
 from sageport.services.logs import LogService
 from sageport.services.models import ModelService
 from sageport.serving.upstream import UpstreamError, UpstreamPool

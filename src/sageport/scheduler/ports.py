@@ -6,6 +6,9 @@ machine's loopback: a fixed port taken by another job (or two jobs starting at o
 connect one job's ranks to the other's. :class:`PortBook` hands out the preferred port when it
 is free and no unfinished job of this server holds it, else a free one, and remembers the
 choice until the job is released, so all hosts of one job get the same ports.
+
+Every port this server picks comes from here: :func:`free_port` is the loopback port of an
+endpoint's model server (and of a ``sageport serve`` child, ``cli.process``).
 """
 
 from __future__ import annotations
@@ -28,6 +31,13 @@ def port_free(port: int) -> bool:
 def any_free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind(("0.0.0.0", 0))
+        return int(probe.getsockname()[1])
+
+
+def free_port() -> int:
+    """A port free on the loopback interface right now (what the kernel picks)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
 
 

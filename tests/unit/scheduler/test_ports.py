@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import socket
 
-from sageport.scheduler.ports import PortBook, any_free_port, port_free
+from sageport.scheduler.ports import PortBook, any_free_port, free_port, port_free
 
 
 def test_the_preferred_port_when_free_and_the_same_for_every_host() -> None:
@@ -38,3 +38,4 @@ def test_a_port_something_listens_on_is_not_free() -> None:
         assert got != busy
         assert port_free(got)
     assert any_free_port() > 0
+    assert free_port() > 0
