@@ -35,8 +35,8 @@ from training_helpers import (
     wait_for,
 )
 
-from sageport.api.credentials import load_or_create
 from sageport.cli.process import ServerProcess
+from sageport.services.credentials import load_or_create
 
 server = module_server("job-keys")
 

@@ -24,9 +24,9 @@ from botocore.awsrequest import AWSRequest
 from botocore.compat import HTTPHeaders, urlsplit
 from botocore.credentials import Credentials
 
-from sageport.api.credentials import KeyPair, StaticKeys
 from sageport.api.sigv4 import DaySigner, Headers, Received, amz_time
 from sageport.domain.keys import KeyLookup
+from sageport.services.credentials import KeyPair, StaticKeys
 
 ALGORITHM = "AWS4-HMAC-SHA256"
 AMZ_DATE_FORMAT = "%Y%m%dT%H%M%SZ"

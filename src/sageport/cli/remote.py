@@ -33,8 +33,8 @@ def client(settings: Settings, service: str) -> Any:
     import boto3
     from botocore.config import Config
 
-    from sageport.api.credentials import load_or_create
     from sageport.cli.serverinfo import read_endpoint_url
+    from sageport.services.credentials import load_or_create
 
     key = load_or_create(settings.credentials_file)[0]
     return boto3.client(
@@ -56,8 +56,8 @@ def sageport_api(settings: Settings, path: str) -> dict[str, Any]:
     from botocore.awsrequest import AWSRequest
     from botocore.credentials import Credentials
 
-    from sageport.api.credentials import load_or_create
     from sageport.cli.serverinfo import read_endpoint_url
+    from sageport.services.credentials import load_or_create
 
     key = load_or_create(settings.credentials_file)[0]
     req = AWSRequest(method="GET", url=f"{read_endpoint_url(settings)}/_sageport/{path}")

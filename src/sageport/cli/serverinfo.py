@@ -11,8 +11,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import IO, Any
 
-from sageport.api.credentials import KeyPair, load_or_create
 from sageport.api.policy import execution_role_arn
+from sageport.services.credentials import KeyPair, load_or_create
 from sageport.settings import Settings
 
 

@@ -10,7 +10,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from sageport.api.credentials import load_or_create
+from sageport.services.credentials import load_or_create
 from sageport.backends.base import Backend
 from sageport.backends.local import hidden_folders
 from sageport.backends.registry import get_backend

@@ -8,7 +8,7 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
 from sageport.api.auth import AuthFailure, AuthProblem, SignedRequest, Verifier
-from sageport.api.credentials import KeyPair
+from sageport.services.credentials import KeyPair
 
 KEY = KeyPair("SPTESTKEY", "secret/with+chars")
 NOW = datetime.now(UTC).replace(microsecond=0)

@@ -11,7 +11,7 @@ from botocore.credentials import Credentials
 
 from sageport.api.auth import AuthFailure, AuthProblem, Scope, SignedRequest, Verifier
 from sageport.api.confine import Claim, Confinement, SignedBy, Surface, claim_of, surface_of
-from sageport.api.credentials import KeyPair
+from sageport.services.credentials import KeyPair
 
 KEY = KeyPair("SPTESTKEY", "secret")
 CREDS = Credentials(KEY.access_key_id, KEY.secret_access_key)

@@ -11,8 +11,8 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
 from sageport.api.auth import AuthFailure, AuthProblem, SignedRequest, Verifier
-from sageport.api.credentials import KeyPair
 from sageport.api.sigv4 import DaySigner, Headers, Received, amz_time
+from sageport.services.credentials import KeyPair
 
 KEY = KeyPair("SPTESTKEY", "secret/with+chars")
 HOST = "127.0.0.1:5757"

@@ -8,12 +8,12 @@ import sys
 import time
 from pathlib import Path
 
-from sageport.api.credentials import load_or_create
+from sageport.services.credentials import load_or_create
 
 CREATE = """
 import sys, time
 from pathlib import Path
-from sageport.api.credentials import load_or_create
+from sageport.services.credentials import load_or_create
 time.sleep(max(0.0, float(sys.argv[2]) - time.time()))
 print(load_or_create(Path(sys.argv[1]))[0].access_key_id)
 """
