@@ -19,7 +19,7 @@ from starlette.responses import Response
 from sageport.api.dispatch import RequestContext
 from sageport.api.jsonproto import JsonProtocol
 from sageport.errors import ValidationException
-from sageport.scheduler.telemetry import summarize
+from sageport.services.gpu_report import gpu_report
 
 PREFIX = "/_sageport/"
 
@@ -42,12 +42,4 @@ class ExtensionProtocol(JsonProtocol):
         ):
             raise ValidationException(f"Unknown sageport API path {request.url.path}")
         job = await run_in_threadpool(ctx.services.training.get, parts[1])
-        telemetry = job.extra.get("gpu_telemetry") or {}
-        payload = {
-            "TrainingJobName": job.name,
-            "Gpus": [g.get("gpus", []) for g in job.extra.get("grants") or []],
-            "Summary": summarize(telemetry),
-            "Notes": telemetry.get("notes", []),
-            "IdleWarning": job.extra.get("gpu_idle_warning"),
-        }
-        return Response(json.dumps(payload), media_type="application/json")
+        return Response(json.dumps(gpu_report(job)), media_type="application/json")

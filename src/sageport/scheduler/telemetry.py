@@ -256,24 +256,3 @@ def _held_gpus(job: Resource, kind: WatchedJobs | None = None) -> dict[str, list
         for host, grant in zip(hosts, grants, strict=False)
         if grant.get("gpus")
     }
-
-
-def summarize(telemetry: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """Per GPU: readings, mean and peak utilization, peak memory (for ``jobs describe``)."""
-    by_gpu: dict[int, list[list[Any]]] = {}
-    for point in telemetry.get("points") or []:
-        by_gpu.setdefault(int(point[1]), []).append(point)
-    out = []
-    for index, points in sorted(by_gpu.items()):
-        utils = [p[2] for p in points if p[2] is not None]
-        memory = [p[3] for p in points if p[3] is not None]
-        out.append(
-            {
-                "gpu": index,
-                "samples": len(points),
-                "mean_utilization_percent": round(sum(utils) / len(utils), 1) if utils else None,
-                "max_utilization_percent": max(utils) if utils else None,
-                "max_memory_used_mib": max(memory) if memory else None,
-            }
-        )
-    return out

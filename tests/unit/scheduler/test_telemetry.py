@@ -20,9 +20,9 @@ from sageport.scheduler.telemetry import (
     TelemetryConfig,
     TelemetryRunner,
     WatchedJobs,
-    summarize,
 )
 from sageport.services.admission import Admission
+from sageport.services.gpu_report import summarize
 from sageport.services.logs import LogService
 from sageport.services.processing import ProcessingJobService
 from sageport.services.training import TrainingJobService
