@@ -45,7 +45,7 @@ from sageport.api.s3 import S3Protocol
 from sageport.api.service_models import ServiceModels
 from sageport.api.validate import Validator
 from sageport.errors import AwsError, InternalFailure, PayloadTooLarge
-from sageport.services.container import Services, build_services
+from sageport.services.container import Services
 from sageport.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -172,10 +172,13 @@ class App(Starlette):
         await super().__call__(scope, receive, send)
 
 
-def create_app(settings: Settings, services: Services | None = None) -> Starlette:
-    """Build the server app; it opens (and on shutdown closes) the services it built."""
-    owned = services is None
-    svc = services or build_services(settings)
+def create_app(
+    settings: Settings, services: Services, *, close_services: bool = False
+) -> Starlette:
+    """Build the server app over ``services`` (``sageport.wiring`` builds them); it starts and
+    stops their background work with its lifespan and, with ``close_services``, closes them
+    on shutdown."""
+    svc = services
     keys = svc.keys  # credentials.json and the live job keys
     verifier = Verifier(keys, settings.max_clock_skew_seconds)
     router = Router(svc)
@@ -262,12 +265,12 @@ def create_app(settings: Settings, services: Services | None = None) -> Starlett
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        await svc.scheduler.start()
+        await svc.background.start()
         try:
             yield
         finally:
-            await svc.scheduler.stop()
-            if owned:
+            await svc.background.stop()
+            if close_services:
                 svc.close()
 
     return App(

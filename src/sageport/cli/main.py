@@ -103,7 +103,6 @@ def serve(
     """Start the server: SageMaker, SageMaker Runtime, S3, CloudWatch Logs and STS on one port."""
     import uvicorn
 
-    from sageport.api.app import create_app
     from sageport.cli.serverinfo import (
         DataDirBusy,
         hold_data_dir,
@@ -111,7 +110,7 @@ def serve(
         remove_server_file,
         write_server_files,
     )
-    from sageport.services.container import StartupError
+    from sageport.wiring import StartupError, build_app
 
     # One source of truth for the address: the flag if given, else sageport.toml, else the
     # default. What uvicorn binds below is exactly what server.json and `sageport env` say.
@@ -141,7 +140,7 @@ def serve(
         )
     _warn_about_sandbox(settings)
     try:
-        application = create_app(settings)
+        application = build_app(settings)
     except StartupError as exc:  # a bad fake_gpus/SAGEPORT_FAKE_GPUS, gpu_matching, ...
         _fail(f"sageport serve: {exc}")
     write_server_files(settings)

@@ -33,6 +33,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from sageport.domain.hosts import HostRequest
 from sageport.gpu import GpuDevice
 
 
@@ -41,25 +42,6 @@ class GpuMatching(enum.StrEnum):
     """Any GPU with at least the catalog's memory (nominal GB, 5 % tolerance)."""
     STRICT = "strict"
     """Only the catalog's GPU model (``A10G`` matches ``NVIDIA A10G``)."""
-
-
-@dataclass(frozen=True)
-class HostRequest:
-    """What one host of a job needs, from its instance type.
-
-    ``accelerators`` counts devices sageport cannot provide (AWS Neuron, Gaudi): such a host
-    can only ever run on the CPU, by opt-in.
-    """
-
-    instance_type: str
-    gpus: int = 0
-    gpu_model: str = ""
-    gpu_memory_gib: float = 0.0
-    vcpus: float = 1.0
-    memory_gib: float = 1.0
-    accelerators: int = 0
-    accelerator_kind: str = ""
-    accelerator_model: str = ""
 
 
 @dataclass(frozen=True)

@@ -23,9 +23,11 @@ from typing import Any
 
 from sageport.backends.base import Backend
 from sageport.catalog import Catalog
+from sageport.catalog.hosts import host_request
 from sageport.clock import Clock
 from sageport.domain.endpoint import EndpointStatus
-from sageport.scheduler.allocator import Allocator, HostGrant, HostRequest
+from sageport.domain.hosts import HostRequest
+from sageport.scheduler.allocator import Allocator, HostGrant
 from sageport.scheduler.endpoint_instances import (
     BringUpFailed,
     EndpointRunnerConfig,
@@ -35,7 +37,6 @@ from sageport.scheduler.endpoint_instances import (
     instance_id,
     log_group,
 )
-from sageport.services.admission import host_request
 from sageport.services.endpoints import EndpointService, status_of
 from sageport.services.logs import LogService
 from sageport.services.models import ModelService

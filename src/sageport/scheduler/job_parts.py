@@ -18,9 +18,10 @@ from typing import Any, Protocol
 from sageport.backends.base import DEFAULT_MAX_LOG_BYTES, Backend, HostHandle, LaunchSpec
 from sageport.catalog import Catalog
 from sageport.clock import Clock
+from sageport.domain.hosts import HostRequest
 from sageport.domain.keys import KeyIssuer, KeyPair
 from sageport.runtime.process_env import ServerAccess
-from sageport.scheduler.allocator import Allocator, HostGrant, HostRequest
+from sageport.scheduler.allocator import Allocator, HostGrant
 from sageport.scheduler.hosts import JobContext
 from sageport.scheduler.job_tasks import JobTasks
 from sageport.scheduler.ports import PortBook
@@ -96,7 +97,7 @@ class JobParts:
     """Ports of distributed launchers (torchrun's master, TF workers), held until the end."""
 
     def job_dir(self, name: str) -> Path:
-        return self.config.jobs_dir / self.kind.folder / name
+        return job_dir(self.config, self.kind, name)
 
     def context(self, job: Resource, key: KeyPair | None = None) -> JobContext:
         """What the job's steps share. Only the launch passes the job's ``key``: a context
@@ -136,3 +137,8 @@ class JobParts:
         self.allocator.release(job.name)
         self.ports.release(job.name)
         self.config.keys.revoke(job.arn)
+
+
+def job_dir(config: RunnerConfig, kind: JobKind, name: str) -> Path:
+    """A job's host folders live here, one per host (``algo-1``, ...)."""
+    return config.jobs_dir / kind.folder / name

@@ -29,7 +29,7 @@ from sageport.domain import training as T
 from sageport.scheduler.allocator import Allocator
 from sageport.scheduler.job_finish import JobFinish
 from sageport.scheduler.job_logs import JobLogs
-from sageport.scheduler.job_parts import JobKind, JobParts, RunnerConfig
+from sageport.scheduler.job_parts import JobKind, JobParts, RunnerConfig, job_dir
 from sageport.scheduler.job_start import JobStart
 from sageport.scheduler.job_tasks import JobTasks
 from sageport.scheduler.job_watch import JobWatch
@@ -41,7 +41,7 @@ from sageport.storage.objectstore import ObjectStore
 from sageport.store.errors import StatusConflict
 from sageport.store.resources import Resource
 
-__all__ = ["JobKind", "JobRunner", "RunnerConfig"]
+__all__ = ["JobKind", "JobRunner", "RunnerConfig", "remove_job_dir"]
 
 log = logging.getLogger(__name__)
 S = T.Secondary
@@ -60,6 +60,7 @@ class JobRunner:
         clock: Clock,
         config: RunnerConfig,
         queue: JobQueue | None = None,
+        ports: PortBook | None = None,
     ) -> None:
         self.kind = kind
         self.jobs = jobs
@@ -81,7 +82,8 @@ class JobRunner:
             config=config,
             queue=self.queue,
             tasks=self.tasks,
-            ports=PortBook(),
+            # one book for every runner the wiring builds: no two jobs share a port
+            ports=ports or PortBook(),
         )
         job_logs = JobLogs(parts)
         self.finish = JobFinish(parts, job_logs)
@@ -126,10 +128,16 @@ class JobRunner:
         await self.tasks.cancel()
 
     def forget(self, name: str) -> None:
-        """Remove a deleted job's host folders (staged inputs, model copies, launcher files);
-        its logs and artifacts are elsewhere and stay. Only finished jobs can be deleted, so
-        no step of this runner still uses them."""
-        shutil.rmtree(self.parts.job_dir(name), ignore_errors=True)
+        """:func:`remove_job_dir` for this runner's kind."""
+        remove_job_dir(self.parts.config, self.kind, name)
 
     def _waiting(self, active: Sequence[Resource] | None = None) -> list[QueuedJob]:
         return self.start.waiting(active)
+
+
+def remove_job_dir(config: RunnerConfig, kind: JobKind, name: str) -> None:
+    """Remove a deleted job's host folders (staged inputs, model copies, launcher files);
+    its logs and artifacts are elsewhere and stay. Only finished jobs can be deleted, so no
+    step of a runner still uses them. The job service calls it on delete (``forget``); it
+    needs no runner, so the service can be given it before the runner exists."""
+    shutil.rmtree(job_dir(config, kind, name), ignore_errors=True)

@@ -6,6 +6,10 @@ noticed by looking), it looks every :data:`BUSY_INTERVAL_S` instead: a short job
 tens of milliseconds, not a whole interval, and an idle server stays idle. It holds no state
 of its own beyond the runners': the store is the truth, which is why a restarted server
 simply starts the loop again.
+
+The API's use cases are built before the scheduler (its runners need them), so what they call
+on news is a :class:`Wakeup` built before either: the composition root (``sageport.wiring``)
+hands ``wakeup.ring`` to the services and the same ``Wakeup`` to the :class:`Scheduler`.
 """
 
 from __future__ import annotations
@@ -31,22 +35,42 @@ class Runner(Protocol):
         ...
 
 
-class Scheduler:
-    def __init__(self, runners: list[Runner], interval: float) -> None:
-        self._runners = runners
-        self._interval = interval
+class Wakeup:
+    """What says "there is news" to the scheduler loop; a ring before it starts is dropped
+    (its first round looks at everything anyway)."""
+
+    def __init__(self) -> None:
         self._event: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._task: asyncio.Task[None] | None = None
 
-    def wake(self) -> None:
+    def ring(self) -> None:
         """Thread-safe: API handlers run in worker threads."""
         if self._loop is not None and self._event is not None:
             self._loop.call_soon_threadsafe(self._event.set)
 
-    async def start(self) -> None:
+    def bind(self) -> asyncio.Event:
+        """The event ``ring`` sets, on the running loop (called by :meth:`Scheduler.start`)."""
         self._loop = asyncio.get_running_loop()
         self._event = asyncio.Event()
+        return self._event
+
+
+class Scheduler:
+    def __init__(
+        self, runners: list[Runner], interval: float, wakeup: Wakeup | None = None
+    ) -> None:
+        self._runners = runners
+        self._interval = interval
+        self._wakeup = wakeup or Wakeup()
+        self._event: asyncio.Event | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    def wake(self) -> None:
+        """Thread-safe: API handlers run in worker threads."""
+        self._wakeup.ring()
+
+    async def start(self) -> None:
+        self._event = self._wakeup.bind()
         self._task = asyncio.create_task(self._run(), name="sageport-scheduler")
 
     async def stop(self) -> None:

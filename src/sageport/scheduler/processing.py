@@ -8,7 +8,9 @@ from typing import Any
 
 from sageport.backends.base import LaunchSpec
 from sageport.catalog import Catalog
-from sageport.scheduler.allocator import HostGrant, HostRequest
+from sageport.catalog.hosts import processing_hosts
+from sageport.domain.hosts import HostRequest
+from sageport.scheduler.allocator import HostGrant
 from sageport.scheduler.hosts import JobContext, host_dirs
 from sageport.scheduler.processing_hosts import (
     no_sandbox_notes,
@@ -17,7 +19,6 @@ from sageport.scheduler.processing_hosts import (
     stage_processing_host,
     upload_outputs,
 )
-from sageport.services.admission import processing_hosts
 from sageport.storage import folders
 from sageport.storage.objectstore import ObjectStore
 

@@ -8,9 +8,11 @@ from typing import Any
 
 from sageport.backends.base import LaunchSpec
 from sageport.catalog import Catalog
+from sageport.catalog.hosts import training_hosts
+from sageport.domain.hosts import HostRequest
 from sageport.runtime.config_files import all_hosts
 from sageport.scheduler import artifacts
-from sageport.scheduler.allocator import HostGrant, HostRequest
+from sageport.scheduler.allocator import HostGrant
 from sageport.scheduler.hosts import (
     JobContext,
     host_dirs,
@@ -18,7 +20,6 @@ from sageport.scheduler.hosts import (
     no_sandbox_notes,
     stage_host,
 )
-from sageport.services.admission import training_hosts
 from sageport.storage.objectstore import ObjectStore
 
 

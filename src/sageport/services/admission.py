@@ -8,58 +8,32 @@ not in the catalog (with a did-you-mean), GPUs no node here can provide
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
 
 from sageport.catalog import Catalog
+from sageport.catalog.hosts import host_request, processing_hosts, training_hosts
+from sageport.domain.hosts import HostRequest
 from sageport.errors import ResourceLimitExceeded, ValidationException
 from sageport.runtime.errors import UnknownImage
 from sageport.runtime.images import resolve_image
-from sageport.scheduler.allocator import Allocator, HostRequest
 from sageport.services.request_paths import check_processing_paths, check_training_paths
 
-
-def host_request(catalog: Catalog, instance_type: str) -> HostRequest:
-    """What one host of ``instance_type`` needs; unknown types raise with a did-you-mean.
-
-    Neuron (Inferentia, Trainium) and Gaudi accelerators are requested as such: sageport can
-    never provide them, so such a type is refused at create with the reason, or runs on the
-    CPU with a warning where ``cpu_fallback`` is on, exactly like a GPU type on a machine
-    without GPUs. A user who asks for an Inferentia endpoint has compiled for Neuron; quietly
-    running that on the CPU would only fail later, or mislead.
-    """
-    row = catalog.get(instance_type)
-    other = row.accelerator_kind not in ("gpu", "none", "unknown")
-    return HostRequest(
-        instance_type=instance_type,
-        gpus=row.gpu_count,
-        gpu_model=row.gpu_model or "",
-        gpu_memory_gib=row.gpu_memory_gb or 0.0,
-        vcpus=float(row.vcpus or 1),
-        memory_gib=float(row.memory_gib or 1.0),
-        accelerators=row.accelerator_count if other else 0,
-        accelerator_kind=row.accelerator_kind if other else "",
-        accelerator_model=(row.accelerator_model or "") if other else "",
-    )
+__all__ = ["Admission", "Capacity", "host_request", "processing_hosts", "training_hosts"]
 
 
-def training_hosts(catalog: Catalog, spec: Mapping[str, Any]) -> list[HostRequest]:
-    """One request per host, in host order (``algo-1`` first), from ResourceConfig."""
-    config = spec.get("ResourceConfig") or {}
-    groups = config.get("InstanceGroups")
-    if groups:
-        pairs = [(g["InstanceType"], int(g["InstanceCount"])) for g in groups]
-    else:
-        if not config.get("InstanceType"):
-            raise ValidationException("ResourceConfig must name an InstanceType or InstanceGroups.")
-        pairs = [(config["InstanceType"], int(config.get("InstanceCount", 1)))]
-    return [host_request(catalog, itype) for itype, count in pairs for _ in range(count)]
+class Capacity(Protocol):
+    """What admission asks of the machine's capacity (the scheduler's ``Allocator``)."""
+
+    def impossible(self, hosts: Sequence[HostRequest]) -> str | None:
+        """Why no amount of waiting would let these hosts start here, or ``None``."""
+        ...
 
 
 class Admission:
     """Create-time checks shared by training and processing jobs."""
 
-    def __init__(self, catalog: Catalog, allocator: Allocator, images: Mapping[str, str]) -> None:
+    def __init__(self, catalog: Catalog, allocator: Capacity, images: Mapping[str, str]) -> None:
         self.catalog = catalog
         self.allocator = allocator
         self.images = images
@@ -133,11 +107,3 @@ class Admission:
                     "S3InputMode Pipe; use None with File mode."
                 )
         return hosts
-
-
-def processing_hosts(catalog: Catalog, spec: Mapping[str, Any]) -> list[HostRequest]:
-    cluster = (spec.get("ProcessingResources") or {}).get("ClusterConfig") or {}
-    return [
-        host_request(catalog, cluster["InstanceType"])
-        for _ in range(int(cluster.get("InstanceCount", 1)))
-    ]

@@ -1,32 +1,17 @@
-"""The wiring: one object holding every service, built explicitly from :class:`Settings`.
+"""What a handler may call, as one object: ``ctx.services``.
 
-``create_app(settings)`` calls :func:`build_services`; tests build their own. Nothing here is
-global, so two servers can live in one process.
+The composition root (``sageport.wiring``) builds it; this module only names its parts, so
+the API depends on the services layer and nothing above or beside it. The scheduler appears
+only as :class:`Background`, what the server starts and stops with itself.
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import Protocol
 
-from sageport.services.credentials import load_or_create
-from sageport.backends.base import Backend
-from sageport.backends.local import hidden_folders
-from sageport.backends.registry import get_backend
-from sageport.catalog import Catalog, load_catalog
-from sageport.clock import Clock, SystemClock
-from sageport.gpu import GpuInventory
-from sageport.gpu.discovery import discovery_from_env
-from sageport.scheduler.allocator import Allocator, GpuMatching
-from sageport.scheduler.endpoints import EndpointRunner, EndpointRunnerConfig
-from sageport.scheduler.jobs import JobRunner, RunnerConfig
-from sageport.scheduler.loop import Scheduler
-from sageport.scheduler.processing import ProcessingKind
-from sageport.scheduler.queue import JobQueue
-from sageport.scheduler.telemetry import TelemetryConfig, TelemetryRunner, WatchedJobs
-from sageport.scheduler.training import TrainingKind
-from sageport.services.admission import Admission
+from sageport.catalog import Catalog
+from sageport.clock import Clock
 from sageport.services.endpoint_configs import EndpointConfigService
 from sageport.services.endpoints import EndpointService
 from sageport.services.keys import AccessKeys
@@ -38,13 +23,17 @@ from sageport.services.training import TrainingJobService
 from sageport.serving.router import Router
 from sageport.serving.upstream import UpstreamPool
 from sageport.settings import Settings
-from sageport.storage.objectstore import ObjectStore, open_object_store
+from sageport.storage.objectstore import ObjectStore
 from sageport.store.database import Database
 
 
-class StartupError(ValueError):
-    """A setting (or ``SAGEPORT_FAKE_GPUS``) the server cannot start with; the message says
-    which and what is accepted, in one line fit for a terminal."""
+class Background(Protocol):
+    """The work that runs beside the API (the scheduler loop), started and stopped with the
+    server's lifespan."""
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
 
 
 @dataclass
@@ -60,203 +49,15 @@ class Services:
     tags: TagService
     logs: LogService
     catalog: Catalog
-    gpus: GpuInventory
-    allocator: Allocator
     training: TrainingJobService
     processing: ProcessingJobService
     endpoints: EndpointService
     router: Router
     upstream: UpstreamPool
-    backend: Backend
-    scheduler: Scheduler
+    background: Background
+    """The scheduler loop: started when the server starts, stopped when it stops."""
     keys: AccessKeys
     """Every key the server accepts: the user's own and the live job keys (``services.keys``)."""
-    queue: JobQueue = field(default_factory=JobQueue)
-    """The FIFO training and processing jobs wait in (``head()``: who is first in line)."""
 
     def close(self) -> None:
         self.db.close()
-
-
-def build_services(
-    settings: Settings,
-    clock: Clock | None = None,
-    *,
-    backend: Backend | None = None,
-    env: Mapping[str, str] | None = None,
-) -> Services:
-    """Open the database and the object store, discover GPUs, and wire the services.
-
-    Settings that cannot work (a fake GPU spec that does not parse, an unknown
-    ``gpu_matching``, a non-positive overcommit) raise :class:`StartupError` before anything
-    is opened.
-    """
-    clock = clock or SystemClock()
-    env = dict(os.environ if env is None else env)
-    matching = _check_settings(settings)
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    db = Database(settings.db_url)
-    db.create_all()
-    objects = open_object_store(settings)
-    catalog = load_catalog()
-    discovery_env = {
-        **env,
-        **({"SAGEPORT_FAKE_GPUS": settings.fake_gpus} if settings.fake_gpus else {}),
-    }
-    try:
-        discovery = discovery_from_env(discovery_env)
-    except ValueError as exc:
-        where = " (fake_gpus in sageport.toml)" if settings.fake_gpus else ""
-        raise StartupError(f"{exc}{where}") from None
-    gpus = discovery.discover()
-    cpus = _usable_cpus()
-    allocator = Allocator(
-        gpus.devices,
-        float(len(cpus)),
-        _memory_gib(),
-        cpu_overcommit=settings.cpu_overcommit,
-        memory_overcommit=settings.memory_overcommit,
-        matching=matching,
-        cpu_fallback=settings.cpu_fallback,
-        cpu_affinity=settings.cpu_affinity,
-        cpu_ids=cpus,
-    )
-    admission = Admission(catalog, allocator, settings.images)
-    logs = LogService(db, clock)
-    training = TrainingJobService(db, clock, settings, admission)
-    backend = backend or get_backend(
-        "local", hidden=hidden_folders(settings.data_dir), uid=settings.sandbox_uid
-    )
-    backend.sandbox_available()  # probed once here, not at the first job
-    # "auto" without a working bwrap still asks for the sandbox: the backend then refuses
-    # each job, saying how to install it; only "off" runs jobs unsandboxed.
-    sandbox = settings.sandbox != "off"
-    # The server user's keys stay with the verifier: each job, processing job and endpoint
-    # gets a key of its own from ``keys``, revoked when it ends.
-    keys = AccessKeys(load_or_create(settings.credentials_file), db, clock)
-    processing = ProcessingJobService(db, clock, settings, admission)
-    job_config = RunnerConfig(
-        jobs_dir=settings.jobs_dir,
-        endpoint_url=settings.endpoint_url,
-        region=settings.region,
-        keys=keys,
-        images=settings.images,
-        sandbox=sandbox,
-        sandbox_note="sandbox = off in settings",
-        stop_grace_s=settings.stop_grace_seconds,
-        server_env=env,
-        max_log_bytes=settings.max_log_bytes_per_host,
-    )
-    queue = JobQueue()  # one FIFO over training and processing jobs
-    job_runners = [
-        JobRunner(
-            kind, service, objects, logs, backend, allocator, catalog, clock, job_config, queue
-        )
-        for kind, service in ((TrainingKind(), training), (ProcessingKind(), processing))
-    ]
-    models = ModelService(db, clock, settings)
-    configs = EndpointConfigService(db, clock, settings)
-    endpoints = EndpointService(db, clock, settings, configs, admission)
-    router = Router()
-    upstream = UpstreamPool()
-    endpoint_runner = EndpointRunner(
-        endpoints,
-        models,
-        objects,
-        logs,
-        backend,
-        allocator,
-        catalog,
-        router,
-        upstream,
-        clock,
-        EndpointRunnerConfig(
-            jobs_dir=settings.jobs_dir,
-            endpoint_url=settings.endpoint_url,
-            region=settings.region,
-            keys=keys,
-            images=settings.images,
-            sandbox=sandbox,
-            server_env=env,
-        ),
-    )
-    telemetry = TelemetryRunner(
-        [
-            WatchedJobs(training, TrainingKind.log_group, TrainingKind().host_names),
-            WatchedJobs(processing, ProcessingKind.log_group, ProcessingKind().host_names),
-        ],
-        discovery,
-        logs,
-        clock,
-        TelemetryConfig(
-            interval_s=settings.gpu_sample_interval_seconds,
-            idle_window_s=settings.gpu_idle_warning_seconds,
-            warn_idle=not gpus.fake,  # fake GPUs always read idle: the warning would be noise
-        ),
-    )
-    scheduler = Scheduler(
-        [*job_runners, endpoint_runner, telemetry], settings.poll_interval_seconds
-    )
-    training.wake = scheduler.wake
-    processing.wake = scheduler.wake
-    for runner in job_runners:  # a deleted job's host folders go with it
-        runner.jobs.forget = runner.forget
-    endpoints.wake = scheduler.wake
-    return Services(
-        settings=settings,
-        clock=clock,
-        db=db,
-        objects=objects,
-        models=models,
-        endpoint_configs=configs,
-        tags=TagService(db, clock),
-        logs=logs,
-        catalog=catalog,
-        gpus=gpus,
-        allocator=allocator,
-        training=training,
-        processing=processing,
-        endpoints=endpoints,
-        router=router,
-        upstream=upstream,
-        backend=backend,
-        scheduler=scheduler,
-        keys=keys,
-        queue=queue,
-    )
-
-
-def _check_settings(settings: Settings) -> GpuMatching:
-    """The GPU and accounting settings, checked; the GPU matching they name."""
-    try:
-        matching = GpuMatching(settings.gpu_matching)
-    except ValueError:
-        accepted = " or ".join(repr(m.value) for m in GpuMatching)
-        raise StartupError(
-            f"gpu_matching must be {accepted}, not {settings.gpu_matching!r} (sageport.toml)"
-        ) from None
-    for name in ("cpu_overcommit", "memory_overcommit"):
-        value = getattr(settings, name)
-        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-            raise StartupError(f"{name} must be a number greater than 0, not {value!r}")
-    for name in ("cpu_fallback", "cpu_affinity"):
-        if not isinstance(getattr(settings, name), bool):
-            raise StartupError(f"{name} must be true or false, not {getattr(settings, name)!r}")
-    if not isinstance(settings.fake_gpus, str):
-        raise StartupError(f'fake_gpus must be a string such as "4", not {settings.fake_gpus!r}')
-    return matching
-
-
-def _usable_cpus() -> list[int]:
-    """The logical CPUs this process may run on (its affinity mask), what jobs share."""
-    try:
-        return sorted(os.sched_getaffinity(0))
-    except (AttributeError, OSError):  # not Linux
-        return list(range(os.cpu_count() or 1))
-
-
-def _memory_gib() -> float:
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    except (ValueError, OSError):
-        return 16.0

@@ -11,18 +11,18 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from sageport.catalog import load_catalog
+from sageport.catalog.hosts import host_request
+from sageport.domain.hosts import HostRequest
 from sageport.gpu import GpuDevice, parse_fake_spec
 from sageport.scheduler.allocator import (
     LOST_GPU_NAME,
     Allocator,
     GpuMatching,
     HostGrant,
-    HostRequest,
     fallback_warning,
     grant_notes,
 )
 from sageport.scheduler.queue import JobQueue, QueuedJob
-from sageport.services.admission import host_request
 
 CATALOG = load_catalog()
 
