@@ -7,8 +7,13 @@ A resource kind (training job, endpoint, ...) declares its table once::
         Status.COMPLETED: {},
     })
 
-and every status change goes through ``check`` before the store's compare-and-set, so an
-illegal move (``Completed`` → ``InProgress``) is refused in one place, whoever asks for it.
+and every status change goes through ``check`` before the store's compare-and-set
+(``sageport.services.records``: the one ``move``), so an illegal move (``Completed`` →
+``InProgress``) is refused in one place, whoever asks for it. A status is terminal when its
+row is empty (:meth:`TransitionTable.is_terminal`); nothing else defines terminality.
+
+:class:`IllegalTransition` is a programming error, never an answer: a use case that a client
+can call checks its precondition first and refuses in AWS's own words.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ S = TypeVar("S", bound=str)
 
 
 class IllegalTransition(ValueError):
-    """A status change the table does not allow."""
+    """A status change the table does not allow (a bug in the caller, not a client error)."""
 
     def __init__(self, old: str, new: str, allowed: Iterable[str]) -> None:
         choices = ", ".join(sorted(allowed)) or "none (terminal)"
@@ -46,6 +51,10 @@ class TransitionTable(Generic[S]):
     def statuses(self) -> frozenset[S]:
         return frozenset(self._edges)
 
+    def edges(self) -> list[tuple[S, S]]:
+        """Every allowed move, row by row in the table's order."""
+        return [(old, new) for old, nexts in self._edges.items() for new in nexts]
+
     def allowed(self, old: S) -> frozenset[S]:
         """The statuses reachable from ``old`` in one move."""
         return frozenset(self._edges[old])
@@ -64,4 +73,5 @@ class TransitionTable(Generic[S]):
         return self._edges[old][new]
 
     def is_terminal(self, status: S) -> bool:
+        """No move leaves ``status``: the one definition of a finished resource."""
         return not self._edges[status]

@@ -4,18 +4,21 @@ SageMaker reports two statuses. ``SecondaryStatus`` is the finer one and determi
 ``TrainingJobStatus`` completely (Downloading ⇒ InProgress, MaxRuntimeExceeded ⇒ Stopped ...),
 so only the secondary status is stored and moved through :data:`TRANSITIONS`; the primary
 status is computed by :func:`primary`. Every move is a history row, from which
-``SecondaryStatusTransitions`` is built.
+``SecondaryStatusTransitions`` is built. :data:`MACHINE` names the steps for the job runner.
+Processing jobs have statuses of their own (``domain.processing``).
 """
 
 from __future__ import annotations
 
 import enum
 
+from sageport.domain.jobs import JobMachine
 from sageport.domain.status import TransitionTable
 
 
 class JobStatus(enum.StrEnum):
-    """``TrainingJobStatus`` (and ``ProcessingJobStatus``): what a client polls."""
+    """``TrainingJobStatus``: what a client polls. Which ones are final is the table's to say
+    (:data:`TRANSITIONS`, of the secondary status)."""
 
     IN_PROGRESS = "InProgress"
     """Accepted, and not yet at an end: queued, staging, running or uploading."""
@@ -27,9 +30,6 @@ class JobStatus(enum.StrEnum):
     """A stop was asked for; the code has SIGTERM and a grace period."""
     STOPPED = "Stopped"
     """Stopped on request or at ``MaxRuntimeInSeconds``; artifacts uploaded as they were."""
-
-    def is_terminal(self) -> bool:
-        return self in (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.STOPPED)
 
 
 class Secondary(enum.StrEnum):
@@ -44,7 +44,8 @@ class Secondary(enum.StrEnum):
     UPLOADING = "Uploading"
     """The code exited; model and output being packed and stored."""
     STOPPING = "Stopping"
-    """StopTrainingJob received (or the runtime limit hit); SIGTERM sent, then artifacts stored."""
+    """StopTrainingJob received (or the runtime limit hit): SIGTERM sent, then artifacts stored;
+    a stop during Uploading lets the upload finish."""
     COMPLETED = "Completed"
     FAILED = "Failed"
     STOPPED = "Stopped"
@@ -70,41 +71,39 @@ def primary(secondary: Secondary) -> JobStatus:
     return _PRIMARY[secondary]
 
 
-def secondaries_of(status: JobStatus) -> tuple[Secondary, ...]:
-    """The secondary statuses that show as ``status`` (for ``StatusEquals`` filters)."""
-    return tuple(s for s, p in _PRIMARY.items() if p is status)
-
-
 S = Secondary
 
+# Each edge names the code that takes it (tests/unit/scheduler/test_status_walk.py drives
+# every one through the runner).
 TRANSITIONS: TransitionTable[Secondary] = TransitionTable(
     {
         S.STARTING: {
-            S.DOWNLOADING: "resources allocated; the host folders are being prepared",
-            S.STOPPING: "stopped while still queued",
-            S.FAILED: "could not be started (unmappable image, no such data, launch error)",
+            S.DOWNLOADING: "admitted: resources granted (JobStart.admit)",
+            S.STOPPING: "StopTrainingJob while queued (JobService.stop)",
+            S.FAILED: "it can never fit on this machine (JobStart.admit, JobFinish.fail_early)",
         },
         S.DOWNLOADING: {
-            S.TRAINING: "code and channels staged; the process was started",
-            S.STOPPING: "stopped while staging",
-            S.FAILED: "staging failed: a channel's S3 prefix was empty, a download failed",
-            S.MAX_RUNTIME_EXCEEDED: "staging itself ran past MaxRuntimeInSeconds",
+            S.TRAINING: "code and channels staged, the processes started (JobStart)",
+            # MaxRuntimeInSeconds counts staging too; it ends MaxRuntimeExceeded via Stopping
+            S.STOPPING: "StopTrainingJob, or MaxRuntimeInSeconds, while staging (JobWatch)",
+            S.FAILED: "staging failed: no such data, a download or launch error (fail_early)",
         },
         S.TRAINING: {
-            S.UPLOADING: "the process exited (any code); artifacts are stored even on failure",
-            S.STOPPING: "StopTrainingJob, or MaxRuntimeInSeconds reached",
-            S.FAILED: "the process vanished without an exit status",
+            # a failed host ends the job through Uploading too: its artifacts are stored
+            S.UPLOADING: "every host exited, with any code (JobWatch.watch)",
+            S.STOPPING: "StopTrainingJob, or MaxRuntimeInSeconds reached (JobWatch)",
         },
         S.UPLOADING: {
-            S.COMPLETED: "exit 0 and artifacts stored",
-            S.FAILED: "non-zero exit, or the upload itself failed",
+            S.COMPLETED: "every host exited 0 and the artifacts are stored (JobFinish.finish)",
+            S.FAILED: "a host exited non-zero, or the upload failed (JobFinish.finish)",
+            # SageMaker accepts a stop while the job is InProgress, Uploading included
+            S.STOPPING: "StopTrainingJob during the upload: it finishes, the job ends Stopped",
         },
         S.STOPPING: {
             # Artifacts of a stopped job are stored while it shows Stopping, so the primary
-            # status never goes back to InProgress.
-            S.STOPPED: "the process ended after SIGTERM/SIGKILL and what it left is stored",
+            # status never goes back to InProgress. A failed upload still ends it Stopped.
+            S.STOPPED: "its processes ended (or none had started) and what they left is stored",
             S.MAX_RUNTIME_EXCEEDED: "as Stopped, but the stop came from MaxRuntimeInSeconds",
-            S.FAILED: "the stop could not be carried out",
         },
         S.COMPLETED: {},
         S.FAILED: {},
@@ -125,3 +124,19 @@ MESSAGES: dict[Secondary, str] = {
     S.STOPPED: "Training job stopped",
     S.MAX_RUNTIME_EXCEEDED: "Training job exceeded MaxRuntimeInSeconds provided",
 }
+
+MACHINE: JobMachine[Secondary] = JobMachine(
+    kind=Secondary,
+    table=TRANSITIONS,
+    messages=MESSAGES,
+    public={s: p.value for s, p in _PRIMARY.items()},
+    starting=S.STARTING,
+    downloading=S.DOWNLOADING,
+    running=S.TRAINING,
+    uploading=S.UPLOADING,
+    stopping=S.STOPPING,
+    completed=S.COMPLETED,
+    failed=S.FAILED,
+    stopped=S.STOPPED,
+    max_runtime_exceeded=S.MAX_RUNTIME_EXCEEDED,
+)

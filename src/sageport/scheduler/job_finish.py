@@ -3,8 +3,9 @@
 Outputs go up twice: while the job runs, a throttled progress step (``Continuous``
 processing outputs) and, once every host has exited, the kind's ``store_outputs``
 (``model.tar.gz``, output folders), for failed and stopped jobs too, as SageMaker does. The
-final status follows: Stopped (or MaxRuntimeExceeded) for a stopped job, else Failed with a
-reason (the upload's, else the hosts' exits and error tails) or Completed. A job that fails
+final status follows: Stopped (or MaxRuntimeExceeded) for a stopped job — one stopped while
+its outputs upload too: the upload finishes first — else Failed with a reason (the upload's,
+else the hosts' exits and error tails) or Completed. A job that fails
 before any process started (it can never fit here, staging failed) ends here as well. Every
 end releases the job's resources and launcher ports and revokes its access key; nothing
 else does.
@@ -12,16 +13,16 @@ else does.
 
 from __future__ import annotations
 
+import enum
 import logging
 import time
 from typing import Any
 
 from sageport.backends.base import ExitInfo
-from sageport.domain import training as T
+from sageport.domain.jobs import JobMachine
 from sageport.scheduler import artifacts, metrics
 from sageport.scheduler.job_logs import JobLogs
 from sageport.scheduler.job_parts import JobParts
-from sageport.services.jobs import secondary_of
 from sageport.storage.transfer import TransferError
 from sageport.store.errors import StatusConflict
 from sageport.store.resources import Resource
@@ -29,7 +30,6 @@ from sageport.store.resources import Resource
 log = logging.getLogger(__name__)
 
 PROGRESS_INTERVAL_S = 1.0
-S = T.Secondary
 
 
 class JobFinish:
@@ -61,12 +61,13 @@ class JobFinish:
     async def finish(self, job: Resource) -> None:
         """Store artifacts (also for failed and stopped jobs), then end the job."""
         p = self.parts
+        m = p.jobs.machine
         ctx = p.context(job)
         exits = {h: ExitInfo.from_json(e) for h, e in (job.extra.get("exits") or {}).items()}
         # The host that ended first comes first: after one instance failed and the others were
         # stopped, the failure reason is its own, not a stopped one's.
         exits = dict(sorted(exits.items(), key=lambda item: item[1].ended_at))
-        status = secondary_of(job)
+        status = p.jobs.status_of(job)
         extra: dict[str, Any] = {"ended_at": p.now()}
         try:
             stored = await p.kind.store_outputs(ctx, p.store, p.kind.host_names(job.spec))
@@ -81,52 +82,63 @@ class JobFinish:
         states = metrics.load_states(job.extra.get("metric_states"))
         if states:
             extra["final_metrics"] = metrics.final_metrics(states)
-        if status is S.STOPPING:
-            end = stopped_status(job)
-        else:
-            reason = extra.get("failure_reason") or artifacts.failure_reason(
-                ctx, exits, self.logs.tails(job)
-            )
-            end = S.FAILED if reason else S.COMPLETED
+        upload_failed = extra.get("failure_reason")
+        if status is not m.stopping:
+            reason = upload_failed or artifacts.failure_reason(ctx, exits, self.logs.tails(job))
+            end = m.failed if reason else m.completed
             if reason:
                 extra["failure_reason"] = reason
-        p.jobs.move(
-            job.name,
-            status,
-            end,
-            message=extra.get("failure_reason") if end is S.FAILED else None,
-            extra=extra,
-        )
+            try:
+                p.jobs.move(
+                    job.name,
+                    status,
+                    end,
+                    message=extra.get("failure_reason") if end is m.failed else None,
+                    extra=extra,
+                )
+            except StatusConflict:
+                # stopped while uploading (the one other move from Uploading): the upload
+                # is done, so the job ends as a stopped one does, the exits not judged
+                status = p.jobs.status_of(job := p.jobs.get(job.name))
+                if status is not m.stopping:
+                    raise
+                extra.pop("failure_reason", None)
+                if upload_failed:
+                    extra["failure_reason"] = upload_failed
+        if status is m.stopping:
+            p.jobs.move(job.name, m.stopping, stopped_status(job, m), extra=extra)
         p.release(job)
         self.logs.forget(job.name)
         self._progress_at.pop(job.name, None)
 
-    async def fail_early(self, job: Resource, at: S, reason: str) -> None:
+    async def fail_early(self, job: Resource, at: enum.StrEnum, reason: str) -> None:
         """End a job that failed before any of its processes ran (a stop that came first
         wins: it ends Stopped)."""
         p = self.parts
+        m = p.jobs.machine
         log.info("%s %s failed before running: %s", p.kind.label, job.name, reason)
         try:
             p.jobs.move(
                 job.name,
                 at,
-                S.FAILED,
+                m.failed,
                 message=reason[: artifacts.FAILURE_LIMIT],
                 extra={"failure_reason": reason[: artifacts.FAILURE_LIMIT], "ended_at": p.now()},
             )
         except StatusConflict:
-            current = secondary_of(p.jobs.get(job.name))
-            if current is S.STOPPING:
-                p.jobs.move(job.name, S.STOPPING, S.STOPPED, extra={"ended_at": p.now()})
+            current = p.jobs.status_of(p.jobs.get(job.name))
+            if current is m.stopping:
+                p.jobs.move(job.name, m.stopping, m.stopped, extra={"ended_at": p.now()})
         p.release(job)
 
     def end_stopped(self, job: Resource) -> None:
         """End a job stopped before any process started (queued, or staging interrupted)."""
         p = self.parts
+        m = p.jobs.machine
         p.release(job)
-        p.jobs.move(job.name, S.STOPPING, stopped_status(job), extra={"ended_at": p.now()})
+        p.jobs.move(job.name, m.stopping, stopped_status(job, m), extra={"ended_at": p.now()})
 
 
-def stopped_status(job: Resource) -> S:
+def stopped_status(job: Resource, m: JobMachine[Any]) -> Any:
     """How a stopped job ends: MaxRuntimeExceeded when the runtime limit stopped it."""
-    return S.MAX_RUNTIME_EXCEEDED if job.extra.get("stop_reason") == "max_runtime" else S.STOPPED
+    return m.max_runtime_exceeded if job.extra.get("stop_reason") == "max_runtime" else m.stopped

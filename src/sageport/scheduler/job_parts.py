@@ -82,7 +82,8 @@ class JobParts:
     """The collaborators of one runner (one kind of job), shared by its steps."""
 
     kind: JobKind
-    jobs: JobService
+    jobs: JobService[Any]
+    """The kind's job records; ``jobs.machine`` names its status for each step."""
     store: ObjectStore
     logs: LogService
     backend: Backend

@@ -4,7 +4,7 @@ A Starting job waits in the one FIFO over every kind (``scheduler.queue``): only
 first in line may take resources, and the first that does not fit blocks every later one.
 Admitted, it holds its grants (GPUs, CPUs, memory) and moves to Downloading; staging then
 writes each host's folder and data (a task: it awaits the object store), and the hosts'
-processes are started. Their handles are stored before the move to Training, so a stop that
+processes are started. Their handles are stored before the move to running (Training), so a stop that
 comes meanwhile finds them. After a server restart, :meth:`JobStart.restore` re-registers the
 grants a job holds, once per job and process.
 """
@@ -18,7 +18,6 @@ from collections.abc import Sequence
 from typing import Any
 
 from sageport.backends.base import HostHandle
-from sageport.domain import training as T
 from sageport.errors import S3Error, ValidationException
 from sageport.runtime.errors import ContractError
 from sageport.scheduler.allocator import fallback_status
@@ -27,13 +26,11 @@ from sageport.scheduler.job_finish import JobFinish
 from sageport.scheduler.job_logs import JobLogs
 from sageport.scheduler.job_parts import JobParts
 from sageport.scheduler.queue import QueuedJob
-from sageport.services.jobs import secondary_of
 from sageport.storage.transfer import TransferError
 from sageport.store.errors import StatusConflict
 from sageport.store.resources import Resource
 
 log = logging.getLogger(__name__)
-S = T.Secondary
 
 
 class JobStart:
@@ -52,7 +49,7 @@ class JobStart:
         return [
             QueuedJob(j.created_at, p.kind.label, j.name)
             for j in jobs
-            if secondary_of(j) is S.STARTING and j.name not in p.tasks
+            if p.jobs.status_of(j) is p.jobs.machine.starting and j.name not in p.tasks
         ]
 
     def restore(self, job: Resource) -> None:
@@ -84,7 +81,7 @@ class JobStart:
             never = exc.message
         if never:
             p.queue.leave(label, job.name)
-            p.tasks.spawn(job.name, self.finish.fail_early(job, S.STARTING, never))
+            p.tasks.spawn(job.name, self.finish.fail_early(job, p.jobs.machine.starting, never))
             return blocked
         ahead = p.queue.ahead_of(label, job.name)
         grants = None if ahead else p.allocator.try_allocate(job.name, hosts)
@@ -101,8 +98,8 @@ class JobStart:
         warnings = list(dict.fromkeys(fallback_status(g) for g in grants if g.cpu_fallback))
         p.jobs.move(
             job.name,
-            S.STARTING,
-            S.DOWNLOADING,
+            p.jobs.machine.starting,
+            p.jobs.machine.downloading,
             extra={
                 "grants": [g.to_json() for g in grants],
                 "sandbox": p.config.sandbox,
@@ -119,6 +116,7 @@ class JobStart:
 
     async def _stage_and_launch(self, job: Resource) -> None:
         p = self.parts
+        m = p.jobs.machine
         # the job's own key, shared by its hosts (the same one again after a restart)
         ctx = p.context(job, p.config.keys.issue(job.arn))
         hosts = p.kind.host_names(job.spec)
@@ -134,7 +132,7 @@ class JobStart:
             self.logs.system_log(
                 streams[hosts[0]], [f"Staged {files} input files ({size / 2**20:.1f} MiB)"]
             )
-            if secondary_of(p.jobs.get(job.name)) is not S.DOWNLOADING:
+            if p.jobs.status_of(p.jobs.get(job.name)) is not m.downloading:
                 return  # stopped while staging: JobWatch.stopping() finishes it
             grants = p.allocator.grants_from_json(job.extra.get("grants", []))
             for host, grant in zip(hosts, grants, strict=True):
@@ -157,7 +155,7 @@ class JobStart:
                     f"InternalServerError: sageport failed while preparing the job "
                     f"({type(exc).__name__}: {exc}); the server's log has the traceback"
                 )
-            await self.finish.fail_early(job, S.DOWNLOADING, reason)
+            await self.finish.fail_early(job, m.downloading, reason)
             return
         # The handles are stored before the move: a stop that slips in between then finds
         # the processes (``stopping`` terminates them) instead of leaving them unrecorded.
@@ -165,13 +163,13 @@ class JobStart:
             job.name,
             {"hosts": handles, "log_streams": streams, "log_offsets": {}, "started_at": p.now()},
         )
-        message = T.MESSAGES[S.TRAINING]
+        message = m.messages[m.running]
         if not ctx.sandbox:
             _, note = p.kind.no_sandbox_notes(p.config.sandbox_note, ctx.job_dir / hosts[0])
             message += f" ({note})"
         # A stop that came meanwhile wins: JobWatch.stopping() terminates what was started.
         with contextlib.suppress(StatusConflict):
-            p.jobs.move(job.name, S.DOWNLOADING, S.TRAINING, message=message)
+            p.jobs.move(job.name, m.downloading, m.running, message=message)
 
     def _intro(self, job: Resource, ctx: JobContext) -> list[str]:
         p = self.parts

@@ -11,14 +11,14 @@ limit during staging cancels the staging task instead: nothing has started yet.
 
 from __future__ import annotations
 
-from sageport.domain import training as T
+import enum
+
 from sageport.domain.times import to_datetime
 from sageport.scheduler.job_finish import JobFinish
 from sageport.scheduler.job_logs import JobLogs
 from sageport.scheduler.job_parts import JobParts
 from sageport.store.resources import Resource
 
-S = T.Secondary
 MAX_RUNTIME_MESSAGE = "Stopping: MaxRuntimeInSeconds exceeded"
 
 
@@ -31,15 +31,16 @@ class JobWatch:
         self.finish = finish
 
     def watch(self, job: Resource) -> None:
-        """One tick of a Training job: ship, poll, and move on when its hosts are done."""
+        """One tick of a running job: ship, poll, and move on when its hosts are done."""
         p = self.parts
+        m = p.jobs.machine
         exits = self.logs.poll_and_ship(job)
         self.finish.upload_progress(job)
         if all(e is not None for e in exits.values()):
             p.jobs.move(
                 job.name,
-                S.TRAINING,
-                S.UPLOADING,
+                m.running,
+                m.uploading,
                 extra={"exits": {h: e.to_json() for h, e in exits.items() if e}},
             )
             p.tasks.spawn(job.name, self.finish.finish(p.jobs.get(job.name)))
@@ -61,7 +62,7 @@ class JobWatch:
                     )
             self._terminate(job)
             return
-        if self._stop_past_deadline(job, S.TRAINING):
+        if self._stop_past_deadline(job, m.running):
             self._terminate(p.jobs.get(job.name))
 
     def stopping(self, job: Resource) -> None:
@@ -77,7 +78,7 @@ class JobWatch:
             p.jobs.update(job.name, {"exits": {h: e.to_json() for h, e in exits.items() if e}})
             p.tasks.spawn(job.name, self.finish.finish(p.jobs.get(job.name)))
 
-    def interrupt_staging(self, job: Resource, status: S) -> None:
+    def interrupt_staging(self, job: Resource, status: enum.StrEnum) -> None:
         """A stop, or the runtime limit, while staging: cancel it; ``stopping`` ends the job.
 
         Staging only awaits between files, and nothing has started before it is done, so a
@@ -86,12 +87,13 @@ class JobWatch:
         task = self.parts.tasks.staging(job.name)
         if task is None:
             return
-        if status is S.DOWNLOADING and self._stop_past_deadline(job, S.DOWNLOADING):
-            status = S.STOPPING
-        if status is S.STOPPING:
+        m = self.parts.jobs.machine
+        if status is m.downloading and self._stop_past_deadline(job, m.downloading):
+            status = m.stopping
+        if status is m.stopping:
             task.cancel()
 
-    def _stop_past_deadline(self, job: Resource, at: S) -> bool:
+    def _stop_past_deadline(self, job: Resource, at: enum.StrEnum) -> bool:
         """Move a job past ``MaxRuntimeInSeconds`` (counted from its start on its hosts,
         staging too) from ``at`` to Stopping, to end MaxRuntimeExceeded; whether it was."""
         limit = (job.spec.get("StoppingCondition") or {}).get("MaxRuntimeInSeconds")
@@ -103,7 +105,7 @@ class JobWatch:
         self.parts.jobs.move(
             job.name,
             at,
-            S.STOPPING,
+            self.parts.jobs.machine.stopping,
             message=MAX_RUNTIME_MESSAGE,
             extra={"stop_reason": "max_runtime"},
         )

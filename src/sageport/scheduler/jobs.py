@@ -21,11 +21,11 @@ import contextlib
 import logging
 import shutil
 from collections.abc import Sequence
+from typing import Any
 
 from sageport.backends.base import Backend
 from sageport.catalog import Catalog
 from sageport.clock import Clock
-from sageport.domain import training as T
 from sageport.scheduler.allocator import Allocator
 from sageport.scheduler.job_finish import JobFinish
 from sageport.scheduler.job_logs import JobLogs
@@ -35,7 +35,7 @@ from sageport.scheduler.job_tasks import JobTasks
 from sageport.scheduler.job_watch import JobWatch
 from sageport.scheduler.ports import PortBook
 from sageport.scheduler.queue import JobQueue, QueuedJob
-from sageport.services.jobs import JobService, secondary_of
+from sageport.services.jobs import JobService
 from sageport.services.logs import LogService
 from sageport.storage.objectstore import ObjectStore
 from sageport.store.errors import StatusConflict
@@ -44,14 +44,13 @@ from sageport.store.resources import Resource
 __all__ = ["JobKind", "JobRunner", "RunnerConfig", "remove_job_dir"]
 
 log = logging.getLogger(__name__)
-S = T.Secondary
 
 
 class JobRunner:
     def __init__(
         self,
         kind: JobKind,
-        jobs: JobService,
+        jobs: JobService[Any],
         store: ObjectStore,
         logs: LogService,
         backend: Backend,
@@ -99,24 +98,25 @@ class JobRunner:
         waiting = self._waiting(active)
         if waiting:
             self.queue.refresh(self.kind.label, waiting)
+        m = self.jobs.machine  # the kind's statuses for each step
         for job in active:
-            status = secondary_of(job)
-            busy = busy or status is not S.STARTING
+            status = self.jobs.status_of(job)
+            busy = busy or status is not m.starting
             if job.name in self.tasks:
                 with contextlib.suppress(StatusConflict):  # the API moved it meanwhile
                     self.watch.interrupt_staging(job, status)
                 continue
             try:
                 self.start.restore(job)
-                if status is S.STARTING:
+                if status is m.starting:
                     queue_blocked = self.start.admit(job, queue_blocked)
-                elif status is S.DOWNLOADING:
+                elif status is m.downloading:
                     self.start.stage(job)
-                elif status is S.TRAINING:
+                elif status is m.running:
                     self.watch.watch(job)
-                elif status is S.STOPPING:
+                elif status is m.stopping:
                     self.watch.stopping(job)
-                elif status is S.UPLOADING:
+                elif status is m.uploading:
                     self.tasks.spawn(job.name, self.finish.finish(job))
             except StatusConflict:
                 continue  # an API call moved it meanwhile; next tick sees the new state

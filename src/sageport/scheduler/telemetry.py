@@ -32,7 +32,6 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from sageport.clock import Clock
-from sageport.domain import training as T
 from sageport.domain.times import to_datetime
 from sageport.gpu.doctor import is_probe_process
 from sageport.gpu.inventory import GpuSample
@@ -69,7 +68,7 @@ class TelemetryConfig:
 class WatchedJobs:
     """One kind of job to watch: its service, log group, and host names from a spec."""
 
-    jobs: JobService
+    jobs: JobService[Any]
     log_group: str
     host_names: Callable[[Mapping[str, Any]], list[str]]
 
@@ -77,7 +76,7 @@ class WatchedJobs:
 class TelemetryRunner:
     def __init__(
         self,
-        jobs: JobService | Sequence[WatchedJobs],
+        jobs: JobService[Any] | Sequence[WatchedJobs],
         sampler: GpuSampler,
         logs: LogService,
         clock: Clock,
@@ -105,7 +104,8 @@ class TelemetryRunner:
         self._last = now
         for kind in self.kinds:
             for job in kind.jobs.active():
-                if job.status != T.Secondary.TRAINING.value or not _held_gpus(job, kind):
+                running = kind.jobs.machine.running
+                if kind.jobs.status_of(job) is not running or not _held_gpus(job, kind):
                     continue
                 try:
                     await self._observe(job, kind)

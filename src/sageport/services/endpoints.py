@@ -27,6 +27,7 @@ from sageport.services.endpoint_views import (
     endpoint_summary,
     instances_report,
 )
+from sageport.services.records import StatusRecords
 from sageport.services.tags import tag_pairs
 from sageport.settings import Settings
 from sageport.store import resources, tags
@@ -41,7 +42,7 @@ ARN_TYPE = "endpoint"
 E = EndpointStatus
 
 
-class EndpointService:
+class EndpointService(StatusRecords[EndpointStatus]):
     def __init__(
         self,
         db: Database,
@@ -51,8 +52,7 @@ class EndpointService:
         admission: Admission,
         wake: Callable[[], None] = lambda: None,
     ) -> None:
-        self._db = db
-        self._clock = clock
+        super().__init__(db, clock, KIND, TRANSITIONS)
         self._settings = settings
         self._configs = configs
         self._admission = admission
@@ -242,34 +242,12 @@ class EndpointService:
             return {}
         try:
             self.move(name, status_of(endpoint), E.DELETING, "Stopping model servers")
-        except (StatusConflict, ValidationException):
+        except (StatusConflict, IllegalTransition):
             return self.delete(params)  # it moved meanwhile; try again from where it is now
         self.wake()
         return {}
 
-    # -- used by the runner ---------------------------------------------------------------
-
-    def move(
-        self,
-        name: str,
-        old: EndpointStatus,
-        new: EndpointStatus,
-        message: str | None = None,
-        extra: dict[str, Any] | None = None,
-        check: Callable[[Connection], None] | None = None,
-    ) -> None:
-        """Compare-and-set ``old`` → ``new``; ``check`` may refuse inside the transaction."""
-        try:
-            TRANSITIONS.check(old, new)
-        except IllegalTransition as exc:
-            raise ValidationException(str(exc)) from None
-        now = self._clock.now()
-        with self._db.begin() as conn:
-            if check is not None:
-                check(conn)
-            resources.set_status(conn, KIND, name, old.value, new.value, message=message, now=now)
-            if extra:
-                resources.update_extra(conn, KIND, name, extra, now)
+    # -- used by the runner (and ``move``, from StatusRecords) -----------------------------
 
     def set_extra(self, name: str, changes: dict[str, Any]) -> None:
         with self._db.begin() as conn:

@@ -1,26 +1,30 @@
 """The life cycle every job kind shares: create, describe, list, stop, delete, and moves.
 
-Create stores the validated request as the job's spec with the secondary status ``Starting``
-and returns at once; the scheduler then moves the job along (``move``, ``update``). The
-stored status is the secondary one (``sageport.domain.training``); the public status is
-derived from it. Messages are real SageMaker's where the SDK or users rely on them
-("Requested resource not found.", the duplicate-name wording).
+Create stores the validated request as the job's spec with its kind's first status
+(``Starting``) and returns at once; the scheduler then moves the job along (``move``,
+``update``). Each kind has its own stored statuses and public status, named by its
+:class:`~sageport.domain.jobs.JobMachine` (``domain.training``, ``domain.processing``); the
+moves are the one ``move`` of ``services.records``. Stop and Delete check their preconditions
+here and refuse in SageMaker's words. Messages are real SageMaker's where the SDK or users
+rely on them ("Requested resource not found.", the duplicate-name wording).
 """
 
 from __future__ import annotations
 
 import builtins
+import enum
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from sageport.clock import Clock
 from sageport.domain import training as T
 from sageport.domain.arns import sagemaker_arn
-from sageport.domain.status import IllegalTransition
+from sageport.domain.jobs import JobMachine
 from sageport.errors import ResourceInUse, ValidationException
 from sageport.services import listing, quotas
 from sageport.services.admission import Admission
+from sageport.services.records import StatusRecords
 from sageport.services.tags import tag_pairs
 from sageport.settings import Settings
 from sageport.store import resources, tags
@@ -34,18 +38,21 @@ def not_found() -> ValidationException:
 
 
 def secondary_of(job: Resource) -> T.Secondary:
-    """A job's stored status; every job has one from the moment it is created."""
-    if job.status is None:
-        raise ValueError(f"job {job.name} has no status")
-    return T.Secondary(job.status)
+    """A training job's stored status; every job has one from the moment it is created."""
+    return T.MACHINE.of(job.status)
 
 
-class JobService:
+S = TypeVar("S", bound=enum.StrEnum)
+
+
+class JobService(StatusRecords[S]):
     """Use cases on one kind of job; ``wake`` tells the scheduler there is news.
 
-    Subclasses name the kind (its API field names, its create-time checks, its Describe);
-    the life cycle — stored secondary status, compare-and-set moves, history — is shared.
+    Subclasses name the kind (its API field names, its statuses, its create-time checks, its
+    Describe); the life cycle — stored status, compare-and-set moves, history — is shared.
     """
+
+    machine: JobMachine[S]
 
     kind: ClassVar[str]
     arn_type: ClassVar[str]
@@ -63,8 +70,9 @@ class JobService:
         wake: Callable[[], None] = lambda: None,
         forget: Callable[[str], None] = lambda name: None,
     ) -> None:
-        self._db = db
-        self._clock = clock
+        super().__init__(
+            db, clock, self.kind, self.machine.table, self.machine.messages, with_secondary=True
+        )
         self._settings = settings
         self._admission = admission
         self.wake = wake
@@ -90,9 +98,9 @@ class JobService:
                     arn=arn,
                     spec=spec,
                     now=now,
-                    status=T.Secondary.STARTING,
-                    status_message=T.MESSAGES[T.Secondary.STARTING],
-                    secondary_status=T.Secondary.STARTING,
+                    status=self.machine.starting,
+                    status_message=self.machine.messages[self.machine.starting],
+                    secondary_status=self.machine.starting,
                 )
                 tags.put(conn, arn, tag_pairs(params.get("Tags", [])))
         except DuplicateName:
@@ -123,26 +131,33 @@ class JobService:
         flt = listing.resource_filter(params)
         status = params.get("StatusEquals")
         if status:
-            if status not in {s.value for s in T.JobStatus}:
+            stored = self.machine.stored_as(status)
+            if not stored:
                 # a status of the model sageport never gives a job (``Deleting``: a delete
                 # here is immediate): no job is in it
                 return {self.summaries_field: []}
-            secondaries = T.secondaries_of(T.JobStatus(status))
-            flt = listing.replace_statuses(flt, tuple(s.value for s in secondaries))
+            flt = listing.replace_statuses(flt, tuple(s.value for s in stored))
         return listing.answer(self._db, self.kind, flt, self.summary, self.summaries_field)
 
+    def status_of(self, job: Resource) -> S:
+        """A job's stored status, as its kind's enum."""
+        return self.machine.of(job.status)
+
     def stop(self, params: dict[str, Any]) -> dict[str, Any]:
+        """SageMaker stops a job that is InProgress, at any step (Uploading too: the upload
+        finishes and the job ends Stopped); any other status is a ValidationException."""
         name = params[self.name_field]
+        m = self.machine
         for _ in range(5):  # compare-and-set: retry if the scheduler moved the job meanwhile
             job = self.get(name)
-            current = secondary_of(job)
-            if T.primary(current) is not T.JobStatus.IN_PROGRESS:
+            current = self.status_of(job)
+            if not m.table.can(current, m.stopping):
                 raise ValidationException(
                     f"The request was rejected because the {self.label} is in status "
-                    f"{T.primary(current).value}."
+                    f"{m.public[current]}."
                 )
             try:
-                self.move(name, current, T.Secondary.STOPPING)
+                self.move(name, current, m.stopping)
             except StatusConflict:
                 continue
             self.wake()
@@ -150,12 +165,13 @@ class JobService:
         raise ValidationException(f"The {self.label} changed status during the stop; retry.")
 
     def delete(self, params: dict[str, Any]) -> dict[str, Any]:
+        """Only a finished job can be deleted (InProgress and Stopping ones cannot)."""
         name = params[self.name_field]
         job = self.get(name)
-        status = T.primary(secondary_of(job))
-        if not status.is_terminal():
+        current = self.status_of(job)
+        if not self.machine.table.is_terminal(current):
             raise ValidationException(
-                f"{self.label.capitalize()} {name} is in status {status.value}; "
+                f"{self.label.capitalize()} {name} is in status {self.machine.public[current]}; "
                 "only Completed, Failed or Stopped jobs can be deleted."
             )
         with self._db.begin() as conn:
@@ -179,35 +195,7 @@ class JobService:
     ) -> dict[str, Any]:
         raise NotImplementedError
 
-    # -- used by the scheduler ---------------------------------------------------------
-
-    def move(
-        self,
-        name: str,
-        old: T.Secondary,
-        new: T.Secondary,
-        message: str | None = None,
-        extra: dict[str, Any] | None = None,
-    ) -> None:
-        """Compare-and-set ``old`` → ``new`` (legal per the table), recording history."""
-        try:
-            T.TRANSITIONS.check(old, new)
-        except IllegalTransition as exc:
-            raise ValidationException(str(exc)) from None
-        now = self._clock.now()
-        with self._db.begin() as conn:
-            resources.set_status(
-                conn,
-                self.kind,
-                name,
-                old.value,
-                new.value,
-                message=message or T.MESSAGES[new],
-                now=now,
-                secondary_status=new.value,
-            )
-            if extra:
-                resources.update_extra(conn, self.kind, name, extra, now)
+    # -- used by the scheduler (and ``move``, from StatusRecords) -------------------------
 
     def update(self, name: str, changes: dict[str, Any]) -> None:
         """Merge runtime state into the job (no status change)."""
@@ -216,7 +204,7 @@ class JobService:
 
     def active(self) -> builtins.list[Resource]:
         """Jobs that are not finished, oldest first: the scheduler's work list."""
-        live = tuple(s.value for s in T.Secondary if not T.primary(s).is_terminal())
+        live = tuple(s.value for s in self.machine.live())
         with self._db.read() as conn:
             rows = resources.list_resources(
                 conn,

@@ -1,7 +1,7 @@
 """Processing jobs: what the API adds to the shared job life cycle (``services.jobs``).
 
 A processing job shows only ``ProcessingJobStatus``; its finer steps (queued, staging,
-running, uploading) are the same stored secondary statuses as a training job's.
+running, uploading) are stored as its own statuses (``domain.processing``).
 ``DescribeProcessingJob`` must carry ``ProcessingResources`` (the SDK's ``wait`` reads
 ``ClusterConfig.InstanceCount``), which it does because the spec is echoed. It has no status
 message, so while a job is in progress ``ExitMessage`` says what it waits for and any GPU
@@ -14,23 +14,25 @@ import builtins
 from datetime import datetime
 from typing import Any
 
-from sageport.domain import training as T
-from sageport.services import quotas
-from sageport.services.jobs import JobService, secondary_of
+from sageport.domain import processing as P
+from sageport.services import isolation, quotas
+from sageport.services.jobs import JobService
 from sageport.store.resources import HistoryEntry, Resource
 
 
-class ProcessingJobService(JobService):
+class ProcessingJobService(JobService[P.ProcessingStep]):
     kind = "ProcessingJob"
     arn_type = "processing-job"
     name_field = "ProcessingJobName"
     arn_field = "ProcessingJobArn"
     summaries_field = "ProcessingJobSummaries"
     label = "processing job"
+    machine = P.MACHINE
 
     def check(self, params: dict[str, Any]) -> None:
         quotas.check_processing_job(self._settings, params)  # first: the rest builds per host
         self._admission.check_processing(params)
+        isolation.check_processing(self._settings, params)
 
     def summary(self, job: Resource) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -38,7 +40,7 @@ class ProcessingJobService(JobService):
             "ProcessingJobArn": job.arn,
             "CreationTime": job.created_at,
             "LastModifiedTime": job.modified_at,
-            "ProcessingJobStatus": T.primary(secondary_of(job)).value,
+            "ProcessingJobStatus": P.PUBLIC[P.MACHINE.of(job.status)].value,
         }
         for key, field in (
             ("ended_at", "ProcessingEndTime"),
@@ -89,11 +91,11 @@ def status_note(job: Resource) -> str:
     """While a job is not finished: what it waits for, and GPU warnings (CPU fallback, GPUs
     gone, idle GPUs). DescribeProcessingJob has no status message; ``ExitMessage`` carries
     this until the job ends, when only the container's own message is shown there."""
-    secondary = secondary_of(job)
-    if T.primary(secondary).is_terminal():
+    step = P.MACHINE.of(job.status)
+    if P.TRANSITIONS.is_terminal(step):
         return ""
     parts = []
-    if secondary is T.Secondary.STARTING and job.extra.get("queue_message"):
+    if step is P.ProcessingStep.STARTING and job.extra.get("queue_message"):
         parts.append(str(job.extra["queue_message"]))
     parts += [f"WARNING: {w}" for w in job.extra.get("gpu_warnings") or []]
     if job.extra.get("gpu_idle_warning"):

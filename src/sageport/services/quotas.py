@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from sageport.domain import training as T
+from sageport.domain import processing, training
 from sageport.domain.endpoint import EndpointStatus
 from sageport.errors import ResourceLimitExceeded, ValidationException
 from sageport.services.endpoint_configs import KIND as CONFIG_KIND
@@ -33,8 +33,11 @@ LIVE_ENDPOINT = tuple(
 )
 #: Job statuses counted as "in progress": every non-terminal one, queued jobs included (AWS
 #: counts InProgress, which includes a job waiting for capacity), and Stopping ones, which
-#: still hold their hosts.
-LIVE_JOB = tuple(s.value for s in T.Secondary if not T.primary(s).is_terminal())
+#: still hold their hosts; per kind, from its table.
+LIVE_JOB = {
+    "TrainingJob": tuple(s.value for s in training.MACHINE.live()),
+    "ProcessingJob": tuple(s.value for s in processing.MACHINE.live()),
+}
 
 _JOBS = {
     # kind → (setting, quota name as SageMaker's messages word it)
@@ -111,7 +114,7 @@ def check_jobs_in_progress(conn: Connection, settings: Settings, kind: str) -> N
     setting, quota = _JOBS[kind]
     limit: int = getattr(settings, setting)
     live = resources.list_resources(
-        conn, kind, resources.ResourceFilter(statuses=LIVE_JOB, limit=limit)
+        conn, kind, resources.ResourceFilter(statuses=LIVE_JOB[kind], limit=limit)
     )
     if len(live) >= limit:
         raise exceeded(settings, setting, quota, len(live), 1, "Jobs")

@@ -13,25 +13,27 @@ from typing import Any
 from sageport.domain import training as T
 from sageport.domain.times import to_datetime
 from sageport.scheduler import metrics
-from sageport.services import quotas, unsupported
+from sageport.services import isolation, quotas, unsupported
 from sageport.services.jobs import JobService, not_found, secondary_of
 from sageport.store.resources import HistoryEntry, Resource
 
 __all__ = ["TrainingJobService", "not_found", "secondary_of"]
 
 
-class TrainingJobService(JobService):
+class TrainingJobService(JobService[T.Secondary]):
     kind = "TrainingJob"
     arn_type = "training-job"
     name_field = "TrainingJobName"
     arn_field = "TrainingJobArn"
     summaries_field = "TrainingJobSummaries"
     label = "training job"
+    machine = T.MACHINE
 
     def check(self, params: dict[str, Any]) -> None:
         quotas.check_training_job(self._settings, params)  # first: the rest builds per host
         self._admission.check_training(params)
         unsupported.check_training_job(params)
+        isolation.check_training(self._settings, params)
 
     def summary(self, job: Resource) -> dict[str, Any]:
         return training_summary(job)
@@ -68,7 +70,7 @@ def transitions(hist: list[HistoryEntry], now: datetime) -> list[dict[str, Any]]
         }
         if i + 1 < len(hist):
             item["EndTime"] = hist[i + 1].at
-        elif T.primary(T.Secondary(item["Status"])).is_terminal():
+        elif T.TRANSITIONS.is_terminal(T.Secondary(item["Status"])):
             item["EndTime"] = entry.at
         out.append(item)
     return out
@@ -144,7 +146,7 @@ def describe_job(job: Resource, hist: list[HistoryEntry], now: datetime) -> dict
     transitions_ = out["SecondaryStatusTransitions"]
     if transitions_ and secondary is T.Secondary.STARTING and extra.get("queue_message"):
         transitions_[-1]["StatusMessage"] = extra["queue_message"]  # what the queue waits for
-    if transitions_ and extra.get("gpu_idle_warning") and not T.primary(secondary).is_terminal():
+    if transitions_ and extra.get("gpu_idle_warning") and not T.TRANSITIONS.is_terminal(secondary):
         transitions_[-1]["StatusMessage"] += f" WARNING: {extra['gpu_idle_warning']}"
     if transitions_ and extra.get("gpu_warnings"):
         # CPU fallback, GPUs gone: said on the Training step (the last one until it exists)
@@ -171,7 +173,7 @@ def describe_job(job: Resource, hist: list[HistoryEntry], now: datetime) -> dict
             metrics.load_states(extra["metric_states"])
         )  # while it runs: the latest values so far
     start_at = extra.get("admitted_at") or extra.get("started_at")
-    if start_at and extra.get("ended_at") and T.primary(secondary).is_terminal():
+    if start_at and extra.get("ended_at") and T.TRANSITIONS.is_terminal(secondary):
         # As SageMaker: both only once the job has ended (billed from start to end).
         seconds = max(
             1, int((to_datetime(extra["ended_at"]) - to_datetime(start_at)).total_seconds())
