@@ -66,6 +66,9 @@ class LaunchSpec:
     so the escalation happens even if the server is down meanwhile."""
     cpus: list[int] = field(default_factory=list)
     """Logical CPUs the host's processes are pinned to (``cpu_affinity``); empty: not pinned."""
+    network_isolated: bool = False
+    """A network namespace of its own (only its own loopback): ``EnableNetworkIsolation``.
+    Honoured only in the sandbox; the launcher refuses to start the host without one."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -80,6 +83,7 @@ class LaunchSpec:
             "max_log_bytes": self.max_log_bytes,
             "stop_grace_s": self.stop_grace_s,
             "cpus": list(self.cpus),
+            "network_isolated": self.network_isolated,
         }
 
     @classmethod
@@ -96,6 +100,7 @@ class LaunchSpec:
             max_log_bytes=int(data.get("max_log_bytes", DEFAULT_MAX_LOG_BYTES)),
             stop_grace_s=float(data.get("stop_grace_s", DEFAULT_STOP_GRACE_S)),
             cpus=[int(c) for c in data.get("cpus", [])],
+            network_isolated=bool(data.get("network_isolated", False)),
         )
 
 

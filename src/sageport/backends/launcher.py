@@ -324,6 +324,8 @@ class Launcher:
             "env": dict(spec["env"]),
         }
         info_r = info_w = -1
+        if spec.get("network_isolated") and not sandbox:
+            return self._exit(None, None, "network isolation was requested without a sandbox")
         self._pin(spec)
         try:
             if sandbox:

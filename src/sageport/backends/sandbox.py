@@ -7,8 +7,11 @@ Why these bubblewrap flags (see :func:`sandbox_argv`): a job is a tenant, not ro
 
 - Its own PID, IPC and UTS namespaces (``--unshare-pid --unshare-ipc --unshare-uts``, a
   cgroup namespace where possible): it sees only its own processes (so no
-  ``/proc/<server>/root``, no other job's ``environ``) and signals nobody else. There is no
-  network namespace: ranks of a multi-host job talk over loopback.
+  ``/proc/<server>/root``, no other job's ``environ``) and signals nobody else. It shares the
+  machine's network (ranks of a multi-host job talk over loopback), unless the spec says
+  ``network_isolated`` (``EnableNetworkIsolation``): then ``--unshare-net`` gives it a network
+  namespace whose only interface is its own loopback (bwrap brings ``lo`` up), so it
+  reaches neither the server nor anything else, while its own processes can still talk.
 - No capabilities and not root. As root, bwrap keeps only CAP_SETUID/SETGID/SETPCAP for a
   shim (``setpriv``, else a few lines of Python) that clears the groups and the bounding
   set and becomes ``uid``/``gid`` (the ``sandbox_uid`` setting) before it execs the user's
@@ -198,6 +201,8 @@ def sandbox_argv(spec: dict[str, Any], run_dir: Path, bwrap: str, info_fd: int) 
         hidden += closed_folders(program_roots(spec["argv"][0]), hidden)
     args = [bwrap, "--die-with-parent", "--new-session", "--info-fd", str(info_fd)]
     args += ["--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try"]
+    if spec.get("network_isolated"):
+        args += ["--unshare-net"]
     args += privilege_args(spec)
     args += mirror_args("/", targets)
     for path in hidden:  # the data folder (or the home holding it): empty here

@@ -24,6 +24,7 @@ from sageport.runtime.config_files import all_hosts, config_files, write_config_
 from sageport.runtime.entrypoint import plan_launch, program_from_hyperparameters
 from sageport.runtime.environment import training_env
 from sageport.runtime.images import RuntimeSpec, resolve_image, with_image_python
+from sageport.runtime.isolation import check_no_install, network_isolated
 from sageport.runtime.paths import HostPaths, command_channel_files, make_tree, rewrite_opt_ml
 from sageport.runtime.preflight import frameworks_for, preflight_argv
 from sageport.runtime.process_env import ServerAccess, base_env, gpu_env
@@ -228,6 +229,7 @@ def launch_spec(job: JobContext, host: str, grant: HostGrant) -> tuple[LaunchSpe
         real = HostPaths(host_dir).code_dir / plan.make_executable.relative_to(seen.code_dir)
         if real.exists():
             real.chmod(real.stat().st_mode | 0o111)
+    check_no_install(job.spec, bool(plan.install))  # no network: pip would only time out
     if plan.install:
         # Requirements go into an overlay folder of this host, never the server's environment.
         overlay = SANDBOX_OVERLAY if job.sandbox else str(run_dir / "overlay")
@@ -277,4 +279,5 @@ def host_launch_spec(
         stop_grace_s=job.stop_grace_s,
         max_log_bytes=job.max_log_bytes,
         cpus=list(grant.cpus),
+        network_isolated=network_isolated(job.spec),
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from sageport.errors import ValidationException
+from sageport.services import unsupported
 from sageport.services.spec_resources import SpecService
 
 KIND = "Model"
@@ -32,4 +33,5 @@ class ModelService(SpecService):
             )
         if params.get("PrimaryContainer") and params.get("Containers"):
             raise ValidationException("Specify PrimaryContainer or Containers, not both.")
+        unsupported.check_model(params)
         return self.store(params)

@@ -11,8 +11,8 @@ Members whose absence changes nothing a job or an endpoint produces are accepted
 by ``Describe*``: KMS keys, VPC settings, warm-pool and timeout hints, ``DebugHookConfig``
 and ``ProfilerConfig`` (the SDK sends both by default), ``RetryStrategy``, ``RoutingConfig``,
 ``CoreDumpConfig``, ``MetricsConfig`` (docs/endpoints.md and docs/training.md list them).
-``EnableNetworkIsolation`` is accepted too: a job's hosts share the machine's network (a
-multi-host job's ranks meet on loopback), which docs/security.md says.
+``EnableNetworkIsolation`` is honoured for a training or processing job (``services.isolation``)
+and refused for a model (:data:`MODEL`).
 """
 
 from __future__ import annotations
@@ -92,6 +92,17 @@ TRAINING_JOB: tuple[Unsupported, ...] = (
 )
 
 
+MODEL: tuple[Unsupported, ...] = (
+    Unsupported(
+        "EnableNetworkIsolation",
+        "a model server without network access (this server reaches each endpoint "
+        "instance's model server over loopback TCP, which a network namespace of its own "
+        "would cut off; the SDK sends false unless enable_network_isolation=True is given)",
+        lambda value: value is True,
+    ),
+)
+
+
 def _refuse(where: str, params: Mapping[str, Any], table: Iterable[Unsupported]) -> None:
     for item in table:
         value = params.get(item.member)
@@ -130,3 +141,8 @@ def check_training_job(params: Mapping[str, Any]) -> None:
                 f"InputDataConfig[{i}].DataSource.S3DataSource.S3DataType AugmentedManifestFile "
                 "is not supported by sageport; use S3Prefix or ManifestFile."
             )
+
+
+def check_model(params: Mapping[str, Any]) -> None:
+    """CreateModel: refuse what the endpoints would not do."""
+    _refuse("", params, MODEL)
