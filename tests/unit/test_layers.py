@@ -100,10 +100,6 @@ ALLOWLIST: dict[tuple[str, str], str] = {
         "sageport.services.endpoints",
     ): "status_of: endpoint records (issue 13)",
     (
-        "sageport.scheduler.job_finish",
-        "sageport.services.jobs",
-    ): "secondary_of: job records (issue 13)",
-    (
         "sageport.scheduler.job_parts",
         "sageport.services.jobs",
     ): "JobService: job records (issue 13)",
@@ -112,13 +108,9 @@ ALLOWLIST: dict[tuple[str, str], str] = {
         "sageport.services.logs",
     ): "LogService: a log-sink protocol (issue 13)",
     (
-        "sageport.scheduler.job_start",
-        "sageport.services.jobs",
-    ): "secondary_of: job records (issue 13)",
-    (
         "sageport.scheduler.jobs",
         "sageport.services.jobs",
-    ): "JobService, secondary_of: job records (issue 13)",
+    ): "JobService: job records (issue 13)",
     (
         "sageport.scheduler.jobs",
         "sageport.services.logs",
