@@ -263,8 +263,15 @@ def tmp_roots(program: str, hidden: list[str] | None = None) -> list[str]:
 
 
 def program_roots(program: str) -> list[str]:
-    """The folders :func:`tmp_roots` considers, normalised and sorted."""
+    """The folders :func:`tmp_roots` considers, normalised and sorted.
+
+    The launcher runs with ``-S``, and without ``site`` a venv's Python reports the base
+    prefix as ``sys.prefix``: the venv is found from its ``pyvenv.cfg`` instead, or a job
+    running ``sh -c "python ..."`` from a venv under /tmp would not find its interpreter."""
+    venv = os.path.dirname(os.path.dirname(os.path.abspath(sys.executable)))
     candidates = [sys.prefix, sys.base_prefix, str(Path(__file__).resolve().parents[2])]
+    if os.path.isfile(os.path.join(venv, "pyvenv.cfg")):
+        candidates.append(venv)
     if os.path.isabs(program):
         for path in (program, os.path.realpath(program)):
             folder = os.path.dirname(path)

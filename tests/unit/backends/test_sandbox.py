@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -145,6 +146,22 @@ def test_an_interpreter_under_tmp_is_bound_into_the_private_tmp(tmp_path: Path) 
         assert argv.index(str(venv)) > argv.index(str(tmp_path / "tmp"))
     finally:
         shutil.rmtree(venv)
+
+
+@pytest.mark.skipif(sys.prefix == sys.base_prefix, reason="the suite does not run in a venv")
+def test_the_launchers_venv_is_found_without_site() -> None:
+    """The launcher runs with -S, where a venv's sys.prefix is the base one: a job whose
+    command is ``sh -c "python ..."`` still needs the venv bound."""
+    src = str(Path(__file__).resolve().parents[3] / "src")
+    code = "from sageport.backends.sandbox import program_roots; print(program_roots('sh'))"
+    found = subprocess.run(
+        [sys.executable, "-S", "-c", code],
+        env={**os.environ, "PYTHONPATH": src},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert os.path.normpath(sys.prefix) in found.stdout
 
 
 def test_the_folders_above_a_venv_deep_in_tmp_are_enterable(tmp_path: Path) -> None:
