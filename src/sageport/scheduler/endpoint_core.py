@@ -147,7 +147,7 @@ class EndpointCore:
     def queue(self, name: str, message: str | None) -> None:
         """What the endpoint waits for, shown in DescribeEndpoint's VariantStatus."""
         ep = self.endpoints.get(name)
-        old = ep.extra.get("queue_message") or {}
+        old = ep.state.get("queue_message") or {}
         if message is None:
             if old:
                 self.endpoints.set_extra(name, {"queue_message": None})
@@ -278,9 +278,9 @@ class EndpointCore:
         update the new and the old configuration), weights from ``weights`` or the
         endpoint's. Nothing happens when nothing changed since the last call.
         """
-        current = (ep.extra.get("replicas") or []) if replicas is None else replicas
-        configs = configs or [ep.extra.get("config") or ep.spec["EndpointConfigName"]]
-        chosen = (ep.extra.get("weights") or {}) if weights is None else dict(weights)
+        current = (ep.state.get("replicas") or []) if replicas is None else replicas
+        configs = configs or [ep.state.get("config") or ep.spec["EndpointConfigName"]]
+        chosen = (ep.state.get("weights") or {}) if weights is None else dict(weights)
         status = status_of(ep).value
         ready = [(r["id"], r["variant"], int(r["port"]), bool(r.get("ready"))) for r in current]
         signature = json.dumps([status, configs, chosen, ready], sort_keys=True)

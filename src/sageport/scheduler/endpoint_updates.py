@@ -39,8 +39,8 @@ E = EndpointStatus
 
 class EndpointUpdates(EndpointCore):
     async def update(self, ep: Resource) -> None:
-        pending = ep.extra.get("pending") or {}
-        current = ep.extra.get("config") or ep.spec["EndpointConfigName"]
+        pending = ep.state.get("pending") or {}
+        current = ep.state.get("config") or ep.spec["EndpointConfigName"]
         target = pending.get("config") or current
         try:
             if target == current and not pending.get("counts"):
@@ -76,10 +76,10 @@ class EndpointUpdates(EndpointCore):
 
     async def _scale(self, ep: Resource, pending: dict[str, Any]) -> None:
         name = ep.name
-        config = self.endpoints.config(ep.extra["config"]).spec
+        config = self.endpoints.config(ep.state["config"]).spec
         counts: dict[str, int] = pending["counts"]
-        serving = [dict(r) for r in ep.extra.get("replicas") or []]
-        generation = int(ep.extra.get("generation", 0))
+        serving = [dict(r) for r in ep.state.get("replicas") or []]
+        generation = int(ep.state.get("generation", 0))
         additions: list[Item] = []
         surplus: list[dict[str, Any]] = []
         for v in config["ProductionVariants"]:
@@ -115,7 +115,7 @@ class EndpointUpdates(EndpointCore):
         if surplus:
             serving = await self._retire(ep, serving, surplus, "a smaller instance count")
             self.instances.discard(name, surplus)
-        committed = {**(ep.extra.get("counts") or {}), **counts}
+        committed = {**(ep.state.get("counts") or {}), **counts}
         self._finish(
             name, {"replicas": serving, "counts": committed, "weights": _weights(ep, pending)}
         )
@@ -148,9 +148,9 @@ class EndpointUpdates(EndpointCore):
         self, ep: Resource, pending: dict[str, Any], current: str, target: str
     ) -> None:
         name = ep.name
-        generation = int(ep.extra.get("generation", 0)) + 1
+        generation = int(ep.state.get("generation", 0)) + 1
         # An attempt interrupted by a server restart left instances: they go, ids move on.
-        leftovers = ep.extra.get("pending_replicas") or []
+        leftovers = ep.state.get("pending_replicas") or []
         self.instances.stop(leftovers, kill=True)
         self.release(leftovers)
         self.endpoints.set_extra(name, {"generation": generation, "pending_replicas": []})
@@ -163,7 +163,7 @@ class EndpointUpdates(EndpointCore):
         ]
         requests = [self.request_of(v["InstanceType"]) for v, _ in items]
         owners = [self.owner(name, instance_id(generation, v, i)) for v, i in items]
-        old = [dict(r) for r in ep.extra.get("replicas") or []]
+        old = [dict(r) for r in ep.state.get("replicas") or []]
         while True:
             grants = self.allocate(owners, requests)
             if grants is not None:
@@ -184,15 +184,15 @@ class EndpointUpdates(EndpointCore):
             name,
             {
                 "config": target,
-                "counts": counts if not retain else {**(ep.extra.get("counts") or {}), **counts},
-                "weights": (ep.extra.get("weights") or {}) if retain else {},
+                "counts": counts if not retain else {**(ep.state.get("counts") or {}), **counts},
+                "weights": (ep.state.get("weights") or {}) if retain else {},
             },
         )
         self.publish(self.endpoints.get(name), new)  # traffic moves to the new instances here
         await self.drain(before, {r["id"] for r in old})
         await self.instances.stop_and_wait(old)
         self.release(old)
-        retired = self.endpoints.get(name).extra.get("retired") or []
+        retired = self.endpoints.get(name).state.get("retired") or []
         self.instances.discard(name, old + retired)
         self._finish(name, {"replicas": new, "variant_notes": {}})
 
@@ -207,7 +207,7 @@ class EndpointUpdates(EndpointCore):
     ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         """Replace instance by instance; returns (new instances, old ones still serving)."""
         name = ep.name
-        generation = int(self.endpoints.get(name).extra.get("generation", 0))
+        generation = int(self.endpoints.get(name).state.get("generation", 0))
         gpus = sum(r.gpus for r in requests)
         message = (
             "Replacing instances one at a time: the new configuration "
@@ -222,7 +222,7 @@ class EndpointUpdates(EndpointCore):
         for r in old[:1]:
             self.instances.note(name, r, message)
         serving = list(old)
-        retired = list(ep.extra.get("retired") or [])
+        retired = list(ep.state.get("retired") or [])
         new: list[dict[str, Any]] = []
         for item, owner, request in zip(items, owners, requests, strict=True):
             while (grants := self.allocate([owner], [request])) is None:
@@ -260,12 +260,12 @@ class EndpointUpdates(EndpointCore):
                 name, E.UPDATING, E.ROLLING_BACK, "Rolling back: the new configuration failed"
             )
         ep = self.endpoints.get(name)
-        pending = ep.extra.get("pending_replicas") or []
+        pending = ep.state.get("pending_replicas") or []
         self.instances.stop(pending, kill=True)
         self.release(pending)
         self.instances.discard(name, pending)
-        serving = [dict(r) for r in ep.extra.get("replicas") or []]
-        retired = [dict(r) for r in ep.extra.get("retired") or []]
+        serving = [dict(r) for r in ep.state.get("replicas") or []]
+        retired = [dict(r) for r in ep.state.get("retired") or []]
         reason = f"Update failed and was rolled back: {reason}"[:1024]
         try:
             if retired:
@@ -317,7 +317,7 @@ class EndpointUpdates(EndpointCore):
 
 
 def _weights(ep: Resource, pending: dict[str, Any]) -> dict[str, float]:
-    return {**(ep.extra.get("weights") or {}), **(pending.get("weights") or {})}
+    return {**(ep.state.get("weights") or {}), **(pending.get("weights") or {})}
 
 
 def _index(replica: dict[str, Any]) -> int:

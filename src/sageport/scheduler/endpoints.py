@@ -48,7 +48,7 @@ class EndpointRunner(EndpointUpdates):
                 elif status is E.UPDATING:
                     self._spawn(ep.name, self.update(ep))
                 elif status is E.ROLLING_BACK:
-                    reason = ep.extra.get("failure_reason") or "update failed"
+                    reason = ep.state.get("failure_reason") or "update failed"
                     self._spawn(ep.name, self.roll_back(ep, reason))
                 elif status is E.DELETING:
                     self._spawn(ep.name, self._delete(ep))
@@ -85,7 +85,7 @@ class EndpointRunner(EndpointUpdates):
         holders = self.allocator.holders()
         for key in ("replicas", "pending_replicas"):
             by_owner: dict[str, list[dict[str, Any]]] = {}
-            for r in ep.extra.get(key) or []:
+            for r in ep.state.get(key) or []:
                 by_owner.setdefault(r["owner"], []).append(r["grant"])
             for owner, grants in by_owner.items():
                 if owner not in holders:
@@ -97,11 +97,11 @@ class EndpointRunner(EndpointUpdates):
     async def _create(self, ep: Resource) -> None:
         name = ep.name
         self.publish(ep, [])
-        leftovers = ep.extra.get("replicas") or []  # an attempt a server restart interrupted
+        leftovers = ep.state.get("replicas") or []  # an attempt a server restart interrupted
         self.instances.stop(leftovers, kill=True)
         self.release(leftovers)
-        generation = int(ep.extra.get("generation", 0)) + (1 if leftovers else 0)
-        config = self.endpoints.config(ep.extra["config"]).spec
+        generation = int(ep.state.get("generation", 0)) + (1 if leftovers else 0)
+        config = self.endpoints.config(ep.state["config"]).spec
         items = [
             (v, i)
             for v in config["ProductionVariants"]
@@ -115,7 +115,7 @@ class EndpointRunner(EndpointUpdates):
             replicas = await self.start_replicas(name, items, generation, grants, "replicas")
             await self.wait_ready(name, replicas, "replicas")
         except BringUpFailed as exc:
-            failed = self.endpoints.get(name).extra.get("replicas") or []
+            failed = self.endpoints.get(name).state.get("replicas") or []
             self.instances.stop(failed, kill=True)
             self.release(failed)
             self.instances.discard(name, failed)
@@ -143,10 +143,10 @@ class EndpointRunner(EndpointUpdates):
 
     async def _health(self, ep: Resource) -> None:
         """Restart dead model servers; put restarted ones back once they answer /ping."""
-        replicas = [dict(r) for r in ep.extra.get("replicas") or []]
+        replicas = [dict(r) for r in ep.state.get("replicas") or []]
         self.instances.ship(ep.name, replicas)
         changed = False
-        notes = dict(ep.extra.get("variant_notes") or {})
+        notes = dict(ep.state.get("variant_notes") or {})
         now = self.clock.now().isoformat()
         for r in replicas:
             exit_info = self.instances.poll(r)
@@ -201,10 +201,10 @@ class EndpointRunner(EndpointUpdates):
 
     async def _delete(self, ep: Resource) -> None:
         self.forget(ep.name)
-        replicas = [*(ep.extra.get("replicas") or []), *(ep.extra.get("pending_replicas") or [])]
+        replicas = [*(ep.state.get("replicas") or []), *(ep.state.get("pending_replicas") or [])]
         await self.instances.stop_and_wait(replicas, timeout_s=10.0)
         self.release(replicas)
-        self.instances.discard(ep.name, [*replicas, *(ep.extra.get("retired") or [])])
+        self.instances.discard(ep.name, [*replicas, *(ep.state.get("retired") or [])])
         self.instances.discard_all(ep.name)  # a later endpoint of this name starts afresh
         self.config.keys.revoke(ep.arn)
         self.endpoints.remove(ep.name)

@@ -26,7 +26,7 @@ def endpoint_summary(endpoint: Resource) -> dict[str, Any]:
 
 
 def current_counts(endpoint: Resource, variants: list[dict[str, Any]]) -> dict[str, int]:
-    counts = endpoint.extra.get("counts") or {}
+    counts = endpoint.state.get("counts") or {}
     return {
         v["VariantName"]: int(counts.get(v["VariantName"], v.get("InitialInstanceCount", 1)))
         for v in variants
@@ -49,7 +49,7 @@ def describe_endpoint(endpoint: Resource, configs: EndpointConfigService) -> dic
     ``PendingDeploymentSummary`` describes the new configuration's variants with what they wait
     for, or that instances are replaced one at a time.
     """
-    extra = endpoint.extra
+    extra = endpoint.state
     status = endpoint.status
     out: dict[str, Any] = {
         **endpoint.spec,
@@ -117,7 +117,7 @@ def describe_endpoint(endpoint: Resource, configs: EndpointConfigService) -> dic
 def _pending_summary(
     endpoint: Resource, configs: EndpointConfigService, pending: dict[str, Any], queue: Any
 ) -> dict[str, Any]:
-    extra = endpoint.extra
+    extra = endpoint.state
     summary: dict[str, Any] = {"EndpointConfigName": pending["config"]}
     if pending.get("since"):
         summary["StartTime"] = pending["since"]
@@ -159,7 +159,7 @@ def _pending_summary(
 def instances_report(endpoint: Resource) -> list[dict[str, Any]]:
     """sageport's own view of an endpoint's instances (``GET /_sageport/endpoints/<name>``):
     what SageMaker has no field for — per instance its GPUs, port, readiness and restarts."""
-    extra = endpoint.extra
+    extra = endpoint.state
     out = []
     for key, role in (("replicas", "serving"), ("pending_replicas", "starting")):
         for r in extra.get(key) or []:

@@ -113,7 +113,7 @@ class EndpointService(StatusRecords[EndpointStatus]):
                     now=self._clock.now(),
                     status=E.CREATING,
                     status_message="Starting model servers",
-                    extra={"config": params["EndpointConfigName"], "generation": 0},
+                    state={"config": params["EndpointConfigName"], "generation": 0},
                 )
                 tags.put(conn, arn, tag_pairs(params.get("Tags", [])))
         except DuplicateName:
@@ -183,7 +183,7 @@ class EndpointService(StatusRecords[EndpointStatus]):
         variants = {
             v["VariantName"] for v in self._configs.get(config_name).spec["ProductionVariants"]
         }
-        return {k: int(v) for k, v in (endpoint.extra.get("counts") or {}).items() if k in variants}
+        return {k: int(v) for k, v in (endpoint.state.get("counts") or {}).items() if k in variants}
 
     def update_weights(self, params: dict[str, Any]) -> dict[str, Any]:
         """New weights take effect at once (routes republished); new counts start or stop
@@ -192,7 +192,7 @@ class EndpointService(StatusRecords[EndpointStatus]):
         endpoint = self.get(name)
         if endpoint.status != E.IN_SERVICE:
             raise ValidationException(f'Cannot update in-progress endpoint "{endpoint.arn}".')
-        config_name = endpoint.extra["config"]
+        config_name = endpoint.state["config"]
         variants = self._configs.get(config_name).spec["ProductionVariants"]
         known = {v["VariantName"] for v in variants}
         weights: dict[str, float] = {}
@@ -251,7 +251,7 @@ class EndpointService(StatusRecords[EndpointStatus]):
 
     def set_extra(self, name: str, changes: dict[str, Any]) -> None:
         with self._db.begin() as conn:
-            resources.update_extra(conn, KIND, name, changes, self._clock.now())
+            resources.merge_state(conn, KIND, name, changes, self._clock.now())
 
     def remove(self, name: str) -> None:
         with self._db.begin() as conn:

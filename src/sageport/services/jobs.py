@@ -21,6 +21,7 @@ from sageport.clock import Clock
 from sageport.domain import training as T
 from sageport.domain.arns import sagemaker_arn
 from sageport.domain.jobs import JobMachine
+from sageport.domain.runtime import JobRuntime
 from sageport.errors import ResourceInUse, ValidationException
 from sageport.services import listing, quotas
 from sageport.services.admission import Admission
@@ -28,8 +29,8 @@ from sageport.services.records import StatusRecords
 from sageport.services.tags import tag_pairs
 from sageport.settings import Settings
 from sageport.store import resources, tags
-from sageport.store.database import Database
-from sageport.store.errors import DuplicateName, StatusConflict
+from sageport.store.database import Connection, Database
+from sageport.store.errors import DuplicateName, NotFound, StaleState, StatusConflict
 from sageport.store.resources import HistoryEntry, Resource
 
 
@@ -43,6 +44,12 @@ def secondary_of(job: Resource) -> T.Secondary:
 
 
 S = TypeVar("S", bound=enum.StrEnum)
+
+RuntimeChange = Callable[[JobRuntime], JobRuntime]
+"""A change to a job's runtime state: the stored one in, the new one out (``dataclasses.replace``)."""
+
+UPDATE_ATTEMPTS = 5
+"""How often ``update`` re-applies a change that lost a compare-and-set race."""
 
 
 class JobService(StatusRecords[S]):
@@ -197,10 +204,57 @@ class JobService(StatusRecords[S]):
 
     # -- used by the scheduler (and ``move``, from StatusRecords) -------------------------
 
-    def update(self, name: str, changes: dict[str, Any]) -> None:
-        """Merge runtime state into the job (no status change)."""
-        with self._db.begin() as conn:
-            resources.update_extra(conn, self.kind, name, changes, self._clock.now())
+    @staticmethod
+    def runtime(job: Resource) -> JobRuntime:
+        """The job's typed runtime state, as stored with it."""
+        return JobRuntime.from_json(job.state)
+
+    def update(self, name: str, change: RuntimeChange) -> None:
+        """Apply ``change`` to the stored runtime state (no status change).
+
+        Compare-and-set on status plus version: when another writer got in between (a Stop*
+        moved the job), the change is applied again to what it wrote.
+        """
+        for attempt in range(UPDATE_ATTEMPTS):
+            try:
+                with self._db.begin() as conn:
+                    found = resources.get(conn, self.kind, name)
+                    if found is None:
+                        raise NotFound(f"{self.kind} {name}")
+                    resources.write_state(
+                        conn,
+                        self.kind,
+                        name,
+                        change(self.runtime(found)).to_json(),
+                        expected_status=found.status,
+                        expected_version=found.version,
+                        now=self._clock.now(),
+                    )
+                return
+            except StaleState:
+                if attempt == UPDATE_ATTEMPTS - 1:
+                    raise
+
+    def move(
+        self,
+        name: str,
+        old: S,
+        new: S,
+        message: str | None = None,
+        extra: dict[str, Any] | None = None,
+        check: Callable[[Connection], None] | None = None,
+        *,
+        state: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+        runtime: RuntimeChange | None = None,
+    ) -> None:
+        """``StatusRecords.move``; ``runtime`` changes the typed state in the same transaction."""
+        if runtime is not None:
+            change = runtime
+
+            def state(stored: dict[str, Any]) -> dict[str, Any]:
+                return change(JobRuntime.from_json(stored)).to_json()
+
+        super().move(name, old, new, message, extra, check, state=state)
 
     def active(self) -> builtins.list[Resource]:
         """Jobs that are not finished, oldest first: the scheduler's work list."""

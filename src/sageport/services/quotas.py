@@ -153,7 +153,7 @@ def _config_variants(conn: Connection, name: str) -> list[dict[str, Any]]:
 def endpoint_instances(conn: Connection, endpoint: resources.Resource) -> int:
     """The model servers an endpoint runs or is about to: its configuration's counts, or the
     pending update's target where that is larger."""
-    extra = endpoint.extra
+    extra = endpoint.state
     current_name = extra.get("config") or endpoint.spec.get("EndpointConfigName", "")
     kept = extra.get("counts") or {}
     current = sum(variant_counts(_config_variants(conn, current_name), kept).values())

@@ -50,11 +50,16 @@ class StatusRecords(Generic[S]):
         message: str | None = None,
         extra: dict[str, Any] | None = None,
         check: Callable[[Connection], None] | None = None,
+        *,
+        state: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
     ) -> None:
         """Compare-and-set ``old`` → ``new`` (an edge of the table), recording history.
 
         ``message`` defaults to the kind's message for ``new``; ``extra`` is merged into the
-        runtime state in the same transaction; ``check`` may refuse inside it (a quota).
+        runtime state in the same transaction (a kind whose state is not typed yet), or
+        ``state`` maps the stored state to the new one (a typed kind: jobs), written by
+        compare-and-set on the new status and the version read; ``check`` may refuse
+        inside it (a quota).
         Raises ``IllegalTransition`` for a move the table lacks and ``StatusConflict`` when
         the stored status is no longer ``old``.
         """
@@ -74,4 +79,16 @@ class StatusRecords(Generic[S]):
                 secondary_status=str(new) if self._with_secondary else None,
             )
             if extra:
-                resources.update_extra(conn, self._records_kind, name, extra, now)
+                resources.merge_state(conn, self._records_kind, name, extra, now)
+            if state is not None:
+                found = resources.get(conn, self._records_kind, name)
+                assert found is not None  # set_status found it in this transaction
+                resources.write_state(
+                    conn,
+                    self._records_kind,
+                    name,
+                    state(found.state),
+                    expected_status=str(new),
+                    expected_version=found.version,
+                    now=now,
+                )

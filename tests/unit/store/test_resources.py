@@ -7,7 +7,7 @@ import pytest
 
 from sageport.store import resources, tags
 from sageport.store.database import Database
-from sageport.store.errors import DuplicateName, NotFound, StatusConflict
+from sageport.store.errors import DuplicateName, NotFound, StaleState, StatusConflict
 from sageport.store.resources import ResourceFilter
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -118,16 +118,60 @@ def test_set_status_is_compare_and_set_with_history(db: Database) -> None:
     ]
 
 
-def test_update_extra_merges(db: Database) -> None:
+def test_merge_state_merges_and_bumps_the_version(db: Database) -> None:
     _make(db, "job")
     with db.begin() as conn:
-        resources.update_extra(conn, "TrainingJob", "job", {"a": 1}, T0)
-        updated = resources.update_extra(conn, "TrainingJob", "job", {"b": 2}, T0)
-    assert updated.extra == {"a": 1, "b": 2}
+        resources.merge_state(conn, "TrainingJob", "job", {"a": 1}, T0)
+        updated = resources.merge_state(conn, "TrainingJob", "job", {"b": 2}, T0)
+    assert updated.state == {"a": 1, "b": 2, "version": 2}
     with db.begin() as conn:
         found = resources.get(conn, "TrainingJob", "job")
     assert found is not None
-    assert found.extra == {"a": 1, "b": 2}
+    assert found.state == {"a": 1, "b": 2, "version": 2}
+    assert found.version == 2
+
+
+def test_write_state_is_compare_and_set_on_status_and_version(db: Database) -> None:
+    _make(db, "job")
+    with db.begin() as conn:
+        found = resources.get(conn, "TrainingJob", "job")
+        assert found is not None
+        assert found.version == 0
+        resources.write_state(
+            conn,
+            "TrainingJob",
+            "job",
+            {"a": 1},
+            expected_status=found.status,
+            expected_version=0,
+            now=T0,
+        )
+    # a writer that read version 0 lost the race
+    with db.begin() as conn, pytest.raises(StaleState):
+        resources.write_state(
+            conn,
+            "TrainingJob",
+            "job",
+            {"a": 2},
+            expected_status=found.status,
+            expected_version=0,
+            now=T0,
+        )
+    # and one that read another status
+    with db.begin() as conn, pytest.raises(StatusConflict):
+        resources.write_state(
+            conn,
+            "TrainingJob",
+            "job",
+            {"a": 2},
+            expected_status="Elsewhere",
+            expected_version=1,
+            now=T0,
+        )
+    with db.begin() as conn:
+        stored = resources.get(conn, "TrainingJob", "job")
+    assert stored is not None
+    assert stored.state == {"a": 1, "version": 1}
 
 
 def test_delete_removes_history_and_tags(db: Database) -> None:
