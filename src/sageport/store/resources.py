@@ -89,7 +89,7 @@ def _resource(row: Row[Any]) -> Resource:
         status_message=m["status_message"],
         created_at=m["created_at"],
         modified_at=m["modified_at"],
-        state=m["extra"],
+        state=m[resources.c.state],
     )
 
 
@@ -120,7 +120,7 @@ def create(
         "status_message": status_message,
         "created_at": now,
         "modified_at": now,
-        "extra": state or {},
+        "state": state or {},
     }
     # No savepoint (pysqlite's are unreliable): a violation aborts the caller's transaction,
     # which is what a failed Create* wants anyway.
@@ -264,12 +264,12 @@ def write_state(
     """
     c = resources.c
     current = c.status.is_(None) if expected_status is None else c.status == expected_status
-    stored_version = func.coalesce(c.extra["version"].as_integer(), 0)
+    stored_version = func.coalesce(c.state["version"].as_integer(), 0)
     written = {**state, "version": expected_version + 1}
     row = conn.execute(
         update(resources)
         .where(c.kind == kind, c.name == name, current, stored_version == expected_version)
-        .values(extra=written, modified_at=now)
+        .values(state=written, modified_at=now)
         .returning(c.id)
     ).first()
     found = get(conn, kind, name)

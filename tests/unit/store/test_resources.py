@@ -4,6 +4,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from sqlalchemy import text
 
 from sageport.store import resources, tags
 from sageport.store.database import Database
@@ -184,3 +185,23 @@ def test_delete_removes_history_and_tags(db: Database) -> None:
         assert tags.list_tags(conn, "arn:job/job") == []
         with pytest.raises(NotFound):
             resources.delete_resource(conn, "TrainingJob", "job")
+
+
+def test_a_row_written_before_versions_loads(db: Database) -> None:
+    """The SQL column is still ``extra``; a row without ``version`` reads as version 0."""
+    _make(db, "old", status="InProgress")
+    with db.begin() as conn:
+        conn.execute(
+            text("UPDATE resources SET extra = :extra WHERE name = 'old'"),
+            {"extra": '{"grants": [{"gpus": [0]}], "stop_reason": "max_runtime"}'},
+        )
+    with db.read() as conn:
+        found = resources.get(conn, "TrainingJob", "old")
+    assert found is not None
+    assert found.state == {"grants": [{"gpus": [0]}], "stop_reason": "max_runtime"}
+    assert found.version == 0
+    with db.begin() as conn:
+        resources.merge_state(conn, "TrainingJob", "old", {"ended_at": "t"}, T0)
+        stored = resources.get(conn, "TrainingJob", "old")
+    assert stored is not None
+    assert stored.version == 1
