@@ -22,6 +22,29 @@ from dataclasses import dataclass, field
 from typing import Any
 
 
+def _split(cls: type, data: dict[str, Any] | None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A stored record's known fields (nulls dropped: they read as defaults) and the rest."""
+    data = dict(data or {})
+    known = {f.name for f in dataclasses.fields(cls)} - {"unknown"}
+    values = {k: v for k, v in data.items() if k in known and v is not None}
+    if "version" in values:
+        values["version"] = int(values["version"])
+    return values, {k: v for k, v in data.items() if k not in known}
+
+
+def _dump(record: Any, unknown: dict[str, Any]) -> dict[str, Any]:
+    """The stored form: the unknown keys, then every field that is set (not None or empty)."""
+    out: dict[str, Any] = dict(unknown)
+    for f in dataclasses.fields(record):
+        if f.name == "unknown":
+            continue
+        value = getattr(record, f.name)
+        if value is None or value in ([], {}):
+            continue
+        out[f.name] = value.value if isinstance(value, enum.Enum) else value
+    return out
+
+
 class StopReason(enum.StrEnum):
     """Why a job was moved to Stopping, when it was not a client's Stop* call."""
 
@@ -86,27 +109,14 @@ class JobRuntime:
     @classmethod
     def from_json(cls, data: dict[str, Any] | None) -> JobRuntime:
         """Load a stored record; missing keys take their defaults, null ones too."""
-        data = dict(data or {})
-        known = {f.name for f in dataclasses.fields(cls)} - {"unknown"}
-        values = {k: v for k, v in data.items() if k in known and v is not None}
+        values, unknown = _split(cls, data)
         if "stop_reason" in values:
             values["stop_reason"] = StopReason(values["stop_reason"])
-        if "version" in values:
-            values["version"] = int(values["version"])
-        unknown = {k: v for k, v in data.items() if k not in known}
         return cls(**values, unknown=unknown)
 
     def to_json(self) -> dict[str, Any]:
         """The stored form: the unknown keys, then every field that is set (not empty)."""
-        out: dict[str, Any] = dict(self.unknown)
-        for f in dataclasses.fields(self):
-            if f.name == "unknown":
-                continue
-            value = getattr(self, f.name)
-            if value is None or value in ([], {}):
-                continue
-            out[f.name] = value.value if isinstance(value, enum.Enum) else value
-        return out
+        return _dump(self, self.unknown)
 
     @property
     def since(self) -> str | None:
@@ -124,3 +134,64 @@ class StoredOutputs:
     """A processing job's ``/opt/ml/output/message``, shown as ``ExitMessage``."""
     log_lines: list[str] = field(default_factory=list)
     """Notes for the job's log (files an upload left out, e.g. symlinks)."""
+
+
+class ReplicaSlot(enum.StrEnum):
+    """Where an endpoint keeps a set of its model-server instances (the stored key)."""
+
+    SERVING = "replicas"
+    """Instances in the routes (or being brought up for a new endpoint)."""
+    PENDING = "pending_replicas"
+    """Instances an update is bringing up, not in the routes yet."""
+
+
+@dataclass(frozen=True)
+class EndpointRuntime:
+    """The runtime state of one endpoint (every field optional).
+
+    Instances ("replicas") are kept as their JSON (``scheduler.endpoint_instances`` builds
+    them: id, variant, index, port, grant, handle, ready ...); typing them is the next step.
+    """
+
+    version: int = 0
+    """Bumped on every write; a write names the version it read (compare-and-set)."""
+    config: str | None = None
+    """The endpoint configuration in service (None: the one it was created with)."""
+    generation: int = 0
+    """Bumped per bring-up, so instance ids are never reused."""
+    counts: dict[str, int] = field(default_factory=dict)
+    """Variant → instance count an UpdateEndpointWeightsAndCapacities set."""
+    weights: dict[str, float] = field(default_factory=dict)
+    pending: dict[str, Any] | None = None
+    """The update in progress: ``config``, ``counts``, ``weights``, ``retain``."""
+    replicas: list[dict[str, Any]] = field(default_factory=list)
+    pending_replicas: list[dict[str, Any]] = field(default_factory=list)
+    retired: list[dict[str, Any]] = field(default_factory=list)
+    """Instances a rolling update stopped to make room (started again on a rollback)."""
+    variant_notes: dict[str, Any] = field(default_factory=dict)
+    queue_message: dict[str, str] | None = None
+    """What a bring-up waits for: ``{"message", "since"}``."""
+    rollout: dict[str, str] | None = None
+    """A rolling update's note: ``{"message", "since"}``."""
+    failure_reason: str | None = None
+
+    unknown: dict[str, Any] = field(default_factory=dict)
+    """Stored keys this version does not know (a newer server wrote them): kept as they were."""
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any] | None) -> EndpointRuntime:
+        values, unknown = _split(cls, data)
+        if "generation" in values:
+            values["generation"] = int(values["generation"])
+        return cls(**values, unknown=unknown)
+
+    def to_json(self) -> dict[str, Any]:
+        return _dump(self, self.unknown)
+
+    def slot(self, slot: ReplicaSlot) -> list[dict[str, Any]]:
+        return self.replicas if slot is ReplicaSlot.SERVING else self.pending_replicas
+
+    def with_slot(self, slot: ReplicaSlot, replicas: list[dict[str, Any]]) -> EndpointRuntime:
+        if slot is ReplicaSlot.SERVING:
+            return dataclasses.replace(self, replicas=replicas)
+        return dataclasses.replace(self, pending_replicas=replicas)

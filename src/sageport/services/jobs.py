@@ -25,12 +25,12 @@ from sageport.domain.runtime import JobRuntime
 from sageport.errors import ResourceInUse, ValidationException
 from sageport.services import listing, quotas
 from sageport.services.admission import Admission
-from sageport.services.records import StatusRecords
+from sageport.services.records import StatusRecords, update_state
 from sageport.services.tags import tag_pairs
 from sageport.settings import Settings
 from sageport.store import resources, tags
 from sageport.store.database import Connection, Database
-from sageport.store.errors import DuplicateName, NotFound, StaleState, StatusConflict
+from sageport.store.errors import DuplicateName, StatusConflict
 from sageport.store.resources import HistoryEntry, Resource
 
 
@@ -47,9 +47,6 @@ S = TypeVar("S", bound=enum.StrEnum)
 
 RuntimeChange = Callable[[JobRuntime], JobRuntime]
 """A change to a job's runtime state: the stored one in, the new one out (``dataclasses.replace``)."""
-
-UPDATE_ATTEMPTS = 5
-"""How often ``update`` re-applies a change that lost a compare-and-set race."""
 
 
 class JobService(StatusRecords[S]):
@@ -210,30 +207,15 @@ class JobService(StatusRecords[S]):
         return JobRuntime.from_json(job.state)
 
     def update(self, name: str, change: RuntimeChange) -> None:
-        """Apply ``change`` to the stored runtime state (no status change).
-
-        Compare-and-set on status plus version: when another writer got in between (a Stop*
-        moved the job), the change is applied again to what it wrote.
-        """
-        for attempt in range(UPDATE_ATTEMPTS):
-            try:
-                with self._db.begin() as conn:
-                    found = resources.get(conn, self.kind, name)
-                    if found is None:
-                        raise NotFound(f"{self.kind} {name}")
-                    resources.write_state(
-                        conn,
-                        self.kind,
-                        name,
-                        change(self.runtime(found)).to_json(),
-                        expected_status=found.status,
-                        expected_version=found.version,
-                        now=self._clock.now(),
-                    )
-                return
-            except StaleState:
-                if attempt == UPDATE_ATTEMPTS - 1:
-                    raise
+        """Apply ``change`` to the stored runtime state (no status change; see
+        ``records.update_state``: compare-and-set, re-applied after a lost race)."""
+        update_state(
+            self._db,
+            self._clock,
+            self.kind,
+            name,
+            lambda stored: change(JobRuntime.from_json(stored)).to_json(),
+        )
 
     def move(
         self,
@@ -241,7 +223,6 @@ class JobService(StatusRecords[S]):
         old: S,
         new: S,
         message: str | None = None,
-        extra: dict[str, Any] | None = None,
         check: Callable[[Connection], None] | None = None,
         *,
         state: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
@@ -254,7 +235,7 @@ class JobService(StatusRecords[S]):
             def state(stored: dict[str, Any]) -> dict[str, Any]:
                 return change(JobRuntime.from_json(stored)).to_json()
 
-        super().move(name, old, new, message, extra, check, state=state)
+        super().move(name, old, new, message, check, state=state)
 
     def active(self) -> builtins.list[Resource]:
         """Jobs that are not finished, oldest first: the scheduler's work list."""

@@ -280,28 +280,6 @@ def write_state(
     return found
 
 
-def merge_state(
-    conn: Connection, kind: str, name: str, changes: dict[str, Any], now: datetime
-) -> Resource:
-    """Merge ``changes`` into the runtime state (a kind not typed yet: endpoints).
-
-    Read and written in the caller's transaction, by compare-and-set on the version read;
-    raises :class:`NotFound`.
-    """
-    found = get(conn, kind, name)
-    if found is None:
-        raise NotFound(f"{kind} {name}")
-    return write_state(
-        conn,
-        kind,
-        name,
-        {**found.state, **changes},
-        expected_status=found.status,
-        expected_version=found.version,
-        now=now,
-    )
-
-
 def history(conn: Connection, kind: str, name: str) -> list[HistoryEntry]:
     """Every recorded status change of the resource, oldest first; raises :class:`NotFound`."""
     found = get(conn, kind, name)

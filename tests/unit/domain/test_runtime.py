@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from sageport.domain.runtime import JobRuntime, StopReason
+from sageport.domain.runtime import EndpointRuntime, JobRuntime, ReplicaSlot, StopReason
 
 # A training job's ``extra`` as the code before JobRuntime stored it (stopped at the runtime
 # limit while uploading), with a key that code never wrote and one left null.
@@ -70,3 +70,53 @@ def test_substates_are_fields() -> None:
     rt = replace(JobRuntime(), stop_reason=StopReason.MAX_RUNTIME, terminated_at="t")
     assert rt.to_json() == {"version": 0, "stop_reason": "max_runtime", "terminated_at": "t"}
     assert JobRuntime.from_json(rt.to_json()) == rt
+
+
+# An endpoint's ``extra`` as the code before EndpointRuntime stored it (after a failed
+# rollback: the merge wrote explicit nulls).
+ENDPOINT_TODAY: dict[str, Any] = {
+    "config": "cfg-2",
+    "generation": 3,
+    "counts": {"AllTraffic": 2},
+    "weights": {"AllTraffic": 1.0},
+    "pending": None,
+    "replicas": [{"id": "g3-AllTraffic-0", "variant": "AllTraffic", "port": 9001, "ready": True}],
+    "pending_replicas": [],
+    "retired": [],
+    "variant_notes": {},
+    "queue_message": None,
+    "rollout": None,
+    "failure_reason": "Update failed and was rolled back: boom",
+}
+
+
+def test_an_endpoint_row_in_todays_format_loads_typed() -> None:
+    rt = EndpointRuntime.from_json(ENDPOINT_TODAY)
+    assert rt.config == "cfg-2"
+    assert rt.generation == 3
+    assert rt.slot(ReplicaSlot.SERVING)[0]["port"] == 9001
+    assert rt.slot(ReplicaSlot.PENDING) == []
+    assert rt.pending is None
+    assert rt.failure_reason is not None
+    assert rt.unknown == {}
+    written = rt.to_json()
+    assert written == {
+        "version": 0,
+        **{k: v for k, v in ENDPOINT_TODAY.items() if v not in (None, [], {})},
+    }
+
+
+def test_a_new_endpoint_writes_what_create_wrote() -> None:
+    assert EndpointRuntime(config="cfg").to_json() == {
+        "version": 0,
+        "config": "cfg",
+        "generation": 0,
+    }
+    assert EndpointRuntime.from_json({"config": "cfg", "generation": 0}).generation == 0
+
+
+def test_with_slot_replaces_one_set() -> None:
+    one = [{"id": "a"}]
+    rt = EndpointRuntime().with_slot(ReplicaSlot.PENDING, one)
+    assert rt.pending_replicas == one
+    assert rt.replicas == []

@@ -7,7 +7,7 @@ import pytest
 from sqlalchemy import text
 
 from sageport.store import resources, tags
-from sageport.store.database import Database
+from sageport.store.database import Connection, Database
 from sageport.store.errors import DuplicateName, NotFound, StaleState, StatusConflict
 from sageport.store.resources import ResourceFilter
 
@@ -119,11 +119,25 @@ def test_set_status_is_compare_and_set_with_history(db: Database) -> None:
     ]
 
 
-def test_merge_state_merges_and_bumps_the_version(db: Database) -> None:
+def _merge(conn: Connection, name: str, changes: dict[str, Any]) -> resources.Resource:
+    found = resources.get(conn, "TrainingJob", name)
+    assert found is not None
+    return resources.write_state(
+        conn,
+        "TrainingJob",
+        name,
+        {**found.state, **changes},
+        expected_status=found.status,
+        expected_version=found.version,
+        now=T0,
+    )
+
+
+def test_write_state_bumps_the_version(db: Database) -> None:
     _make(db, "job")
     with db.begin() as conn:
-        resources.merge_state(conn, "TrainingJob", "job", {"a": 1}, T0)
-        updated = resources.merge_state(conn, "TrainingJob", "job", {"b": 2}, T0)
+        _merge(conn, "job", {"a": 1})
+        updated = _merge(conn, "job", {"b": 2})
     assert updated.state == {"a": 1, "b": 2, "version": 2}
     with db.begin() as conn:
         found = resources.get(conn, "TrainingJob", "job")
@@ -201,7 +215,7 @@ def test_a_row_written_before_versions_loads(db: Database) -> None:
     assert found.state == {"grants": [{"gpus": [0]}], "stop_reason": "max_runtime"}
     assert found.version == 0
     with db.begin() as conn:
-        resources.merge_state(conn, "TrainingJob", "old", {"ended_at": "t"}, T0)
+        _merge(conn, "old", {"ended_at": "t"})
         stored = resources.get(conn, "TrainingJob", "old")
     assert stored is not None
     assert stored.version == 1
