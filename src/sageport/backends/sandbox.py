@@ -226,14 +226,15 @@ def sandbox_argv(spec: dict[str, Any], run_dir: Path, bwrap: str, info_fd: int) 
 
 
 def open_parents(path: str, hidden: list[str]) -> list[str]:
-    """Folders on the way to ``path`` that bwrap makes (inside a hidden folder, or on the
-    sandbox's root where the host has none, as for a LocalPath such as /data/in), made
-    enterable by the job's user: bwrap would make them 0700, as root's."""
+    """Folders on the way to ``path`` that bwrap makes (inside a hidden folder, inside the
+    sandbox's private /tmp, which holds none of the host's, as for a checkout's venv at
+    /tmp/ci/.venv, or on the sandbox's root where the host has none, as for a LocalPath such
+    as /data/in), made enterable by the job's user: bwrap would make them 0700, as root's."""
     args: list[str] = []
     parts = Path(path).parts
     for i in range(2, len(parts)):
         folder = os.path.join(*parts[:i])
-        in_hidden = any(folder.startswith(h.rstrip("/") + "/") for h in hidden)
+        in_hidden = any(folder.startswith(h.rstrip("/") + "/") for h in [*hidden, "/tmp"])
         made_here = not _is_under(folder, [SANDBOX_ROOT, "/tmp"]) and not os.path.isdir(folder)
         if in_hidden or made_here:
             args += ["--perms", "0755", "--dir", folder]

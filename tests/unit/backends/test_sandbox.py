@@ -147,6 +147,26 @@ def test_an_interpreter_under_tmp_is_bound_into_the_private_tmp(tmp_path: Path) 
         shutil.rmtree(venv)
 
 
+def test_the_folders_above_a_venv_deep_in_tmp_are_enterable(tmp_path: Path) -> None:
+    """A checkout at /tmp/ci with its .venv: bwrap would make /tmp/ci in the private /tmp
+    as root's 0700, and the job's user could not reach its own interpreter."""
+    top = Path(tempfile.mkdtemp(prefix="sageport-ci-", dir="/tmp"))
+    try:
+        venv = top / "checkout" / ".venv"
+        (venv / "bin").mkdir(parents=True)
+        python = venv / "bin" / "python"
+        python.symlink_to(sys.executable)
+        spec = {"host_dir": str(tmp_path / "host"), "argv": [str(python), "train.py"], "cwd": "/"}
+        argv = sandbox_argv(spec, tmp_path, "/usr/bin/bwrap", 5)
+        bind = argv.index(str(venv))
+        made = [
+            argv[i + 1] for i in range(bind) if argv[i - 2 : i + 1] == ["--perms", "0755", "--dir"]
+        ]
+        assert made[-2:] == [str(top), str(top / "checkout")], argv
+    finally:
+        shutil.rmtree(top)
+
+
 @needs_sandbox
 def test_terminate_right_after_start_is_not_lost(
     backend: LocalBackend, make_spec: MakeSpec
