@@ -16,10 +16,11 @@ import tarfile
 import tempfile
 import time
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 from sageport.backends.base import ExitInfo
+from sageport.domain.runtime import StoredOutputs
 from sageport.runtime.errors import ContractError
 from sageport.runtime.images import RuntimeSpec, resolve_image
 from sageport.runtime.interpreters import missing_module, missing_module_note
@@ -67,9 +68,9 @@ def _has_files(base: Path, roots: Iterable[Path]) -> bool:
 
 async def store_outputs(
     ctx: JobContext, store: ObjectStore, hosts: Sequence[Path]
-) -> dict[str, Any]:
+) -> StoredOutputs:
     """Pack and store model, output data and checkpoints; returns what Describe shows."""
-    out: dict[str, Any] = {}
+    out = StoredOutputs()
     output = ctx.spec.get("OutputDataConfig") or {}
     base = output.get("S3OutputPath")
     paths = [HostPaths(h) for h in hosts]
@@ -79,13 +80,13 @@ async def store_outputs(
             model = Path(tmp) / "model.tar.gz"
             await asyncio.to_thread(_pack, ctx.job_dir, [p.model_dir for p in paths], model)
             await upload_file(store, model, root.join("model.tar.gz"))
-            out["model_artifacts"] = str(root.join("model.tar.gz"))
+            out = replace(out, model_artifacts=str(root.join("model.tar.gz")))
             data_dirs = [p.output_data_dir for p in paths]
             if _has_files(ctx.job_dir, data_dirs):
                 data = Path(tmp) / "output.tar.gz"
                 await asyncio.to_thread(_pack, ctx.job_dir, data_dirs, data)
                 await upload_file(store, data, root.join("output.tar.gz"))
-                out["output_artifacts"] = str(root.join("output.tar.gz"))
+                out = replace(out, output_artifacts=str(root.join("output.tar.gz")))
     checkpoint = ctx.spec.get("CheckpointConfig")
     if checkpoint and checkpoint.get("S3Uri"):
         skipped: list[str] = []
@@ -97,7 +98,7 @@ async def store_outputs(
             skipped=skipped,
         )
         if skipped:
-            out["log_lines"] = skipped
+            out = replace(out, log_lines=skipped)
     return out
 
 

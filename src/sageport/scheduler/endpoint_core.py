@@ -19,6 +19,7 @@ import json
 import time
 import uuid
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from sageport.backends.base import Backend
@@ -27,6 +28,7 @@ from sageport.catalog.hosts import host_request
 from sageport.clock import Clock
 from sageport.domain.endpoint import EndpointStatus
 from sageport.domain.hosts import HostRequest
+from sageport.domain.runtime import EndpointRuntime, ReplicaSlot
 from sageport.scheduler.allocator import Allocator, HostGrant
 from sageport.scheduler.endpoint_instances import (
     BringUpFailed,
@@ -147,15 +149,13 @@ class EndpointCore:
     def queue(self, name: str, message: str | None) -> None:
         """What the endpoint waits for, shown in DescribeEndpoint's VariantStatus."""
         ep = self.endpoints.get(name)
-        old = ep.extra.get("queue_message") or {}
+        old = EndpointRuntime.from_json(ep.state).queue_message or {}
         if message is None:
             if old:
-                self.endpoints.set_extra(name, {"queue_message": None})
+                self.endpoints.update_runtime(name, lambda r: replace(r, queue_message=None))
         elif old.get("message") != message:
-            self.endpoints.set_extra(
-                name,
-                {"queue_message": {"message": message, "since": self.clock.now().isoformat()}},
-            )
+            note = {"message": message, "since": self.clock.now().isoformat()}
+            self.endpoints.update_runtime(name, lambda r: replace(r, queue_message=note))
 
     def check_alive(self, name: str) -> Resource:
         try:
@@ -174,10 +174,10 @@ class EndpointCore:
         items: list[Item],
         generation: int,
         grants: list[HostGrant],
-        key: str,
+        slot: ReplicaSlot,
         existing: list[dict[str, Any]] | None = None,
     ) -> list[dict[str, Any]]:
-        """Start one model server per item (their grants already held); store them under ``key``.
+        """Start one model server per item (their grants already held); store them in ``slot``.
 
         Returns ``existing`` plus the new ones. On failure the new ones are stopped and every
         grant given here is released.
@@ -191,7 +191,7 @@ class EndpointCore:
                 r["owner"] = self.owner(name, r["id"])
                 self._deadlines[r["id"]] = time.monotonic() + float(r["startup_timeout_s"])
                 new.append(r)
-                self.endpoints.set_extra(name, {key: started + new})
+                self._store(name, slot, started + new)
         except BaseException:
             self.instances.stop(new, kill=True)
             for (variant, index), _ in zip(items, grants, strict=True):
@@ -199,7 +199,12 @@ class EndpointCore:
             raise
         return started + new
 
-    async def wait_ready(self, name: str, replicas: list[dict[str, Any]], key: str) -> None:
+    def _store(self, name: str, slot: ReplicaSlot, replicas: list[dict[str, Any]]) -> None:
+        self.endpoints.update_runtime(name, lambda rt: rt.with_slot(slot, replicas))
+
+    async def wait_ready(
+        self, name: str, replicas: list[dict[str, Any]], slot: ReplicaSlot
+    ) -> None:
         """Until every replica answers /ping 200; BringUpFailed with the reason otherwise."""
         while True:
             self.instances.ship(name, replicas)
@@ -256,7 +261,7 @@ class EndpointCore:
                         )
                     )
             try:
-                self.endpoints.set_extra(name, {key: replicas})
+                self.endpoints.update_runtime(name, lambda rt: rt.with_slot(slot, replicas))
             except NotFound:
                 raise Abandoned(name) from None
             self.check_alive(name)
@@ -278,9 +283,10 @@ class EndpointCore:
         update the new and the old configuration), weights from ``weights`` or the
         endpoint's. Nothing happens when nothing changed since the last call.
         """
-        current = (ep.extra.get("replicas") or []) if replicas is None else replicas
-        configs = configs or [ep.extra.get("config") or ep.spec["EndpointConfigName"]]
-        chosen = (ep.extra.get("weights") or {}) if weights is None else dict(weights)
+        rt = EndpointRuntime.from_json(ep.state)
+        current = rt.replicas if replicas is None else replicas
+        configs = configs or [rt.config or ep.spec["EndpointConfigName"]]
+        chosen = dict(rt.weights) if weights is None else dict(weights)
         status = status_of(ep).value
         ready = [(r["id"], r["variant"], int(r["port"]), bool(r.get("ready"))) for r in current]
         signature = json.dumps([status, configs, chosen, ready], sort_keys=True)

@@ -26,25 +26,31 @@ endpoint is InService with FailureReason "Update failed and was rolled back: ...
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from sageport.domain.endpoint import EndpointStatus
+from sageport.domain.runtime import EndpointRuntime, ReplicaSlot
 from sageport.scheduler.endpoint_core import Abandoned, EndpointCore, Item
 from sageport.scheduler.endpoint_instances import BringUpFailed, instance_id
 from sageport.services.endpoints import status_of
 from sageport.store.resources import Resource
 
 E = EndpointStatus
+SERVING, PENDING = ReplicaSlot.SERVING, ReplicaSlot.PENDING
 
 
 class EndpointUpdates(EndpointCore):
     async def update(self, ep: Resource) -> None:
-        pending = ep.extra.get("pending") or {}
-        current = ep.extra.get("config") or ep.spec["EndpointConfigName"]
+        rt = EndpointRuntime.from_json(ep.state)
+        pending = rt.pending or {}
+        current = rt.config or ep.spec["EndpointConfigName"]
         target = pending.get("config") or current
         try:
             if target == current and not pending.get("counts"):
-                self._finish(ep.name, {"weights": _weights(ep, pending)})
+                weights = _weights(ep, pending)
+                self._finish(ep.name, lambda r: replace(r, weights=weights))
             elif target == current:
                 await self._scale(ep, pending)
             else:
@@ -54,32 +60,31 @@ class EndpointUpdates(EndpointCore):
         except Abandoned:
             return  # deleted meanwhile: the delete step stops everything recorded
 
-    def _finish(self, name: str, changes: dict[str, Any]) -> None:
-        self.endpoints.move(
-            name,
-            E.UPDATING,
-            E.IN_SERVICE,
-            None,
-            {
-                "pending_replicas": [],
-                "retired": [],
-                "pending": None,
-                "queue_message": None,
-                "rollout": None,
-                "failure_reason": None,
-                **changes,
-            },
-        )
+    def _finish(self, name: str, changes: Callable[[EndpointRuntime], EndpointRuntime]) -> None:
+        def finished(r: EndpointRuntime) -> EndpointRuntime:
+            done = replace(
+                r,
+                pending_replicas=[],
+                retired=[],
+                pending=None,
+                queue_message=None,
+                rollout=None,
+                failure_reason=None,
+            )
+            return changes(done)
+
+        self.endpoints.move(name, E.UPDATING, E.IN_SERVICE, runtime=finished)
         self.publish(self.endpoints.get(name))
 
     # -- instance counts --------------------------------------------------------------------
 
     async def _scale(self, ep: Resource, pending: dict[str, Any]) -> None:
         name = ep.name
-        config = self.endpoints.config(ep.extra["config"]).spec
+        rt = EndpointRuntime.from_json(ep.state)
+        config = self.endpoints.config(rt.config or ep.spec["EndpointConfigName"]).spec
         counts: dict[str, int] = pending["counts"]
-        serving = [dict(r) for r in ep.extra.get("replicas") or []]
-        generation = int(ep.extra.get("generation", 0))
+        serving = [dict(r) for r in rt.replicas]
+        generation = rt.generation
         additions: list[Item] = []
         surplus: list[dict[str, Any]] = []
         for v in config["ProductionVariants"]:
@@ -107,17 +112,20 @@ class EndpointUpdates(EndpointCore):
         new: list[dict[str, Any]] = []
         if additions:
             grants = await self.wait_for_grants(name, owners, requests)
-            new = await self.start_replicas(name, additions, generation, grants, "pending_replicas")
-            await self.wait_ready(name, new, "pending_replicas")
+            new = await self.start_replicas(name, additions, generation, grants, PENDING)
+            await self.wait_ready(name, new, PENDING)
             serving += new
-            self.endpoints.set_extra(name, {"replicas": serving, "pending_replicas": []})
+            self.endpoints.update_runtime(
+                name, lambda r: replace(r, replicas=serving, pending_replicas=[])
+            )
             self.publish(self.endpoints.get(name), serving)
         if surplus:
             serving = await self._retire(ep, serving, surplus, "a smaller instance count")
             self.instances.discard(name, surplus)
-        committed = {**(ep.extra.get("counts") or {}), **counts}
+        committed = {**rt.counts, **counts}
+        weights = _weights(ep, pending)
         self._finish(
-            name, {"replicas": serving, "counts": committed, "weights": _weights(ep, pending)}
+            name, lambda r: replace(r, replicas=serving, counts=committed, weights=weights)
         )
 
     def _fresh_index(self, name: str, generation: int, variant: Any, index: int) -> int:
@@ -133,7 +141,7 @@ class EndpointUpdates(EndpointCore):
         ids = {r["id"] for r in leaving}
         kept = [r for r in serving if r["id"] not in ids]
         before = self.router.get(ep.name)
-        self.endpoints.set_extra(ep.name, {"replicas": kept})
+        self.endpoints.update_runtime(ep.name, lambda r: replace(r, replicas=kept))
         self.publish(self.endpoints.get(ep.name), kept)
         await self.drain(before, ids)
         for r in leaving:
@@ -148,12 +156,15 @@ class EndpointUpdates(EndpointCore):
         self, ep: Resource, pending: dict[str, Any], current: str, target: str
     ) -> None:
         name = ep.name
-        generation = int(ep.extra.get("generation", 0)) + 1
+        rt = EndpointRuntime.from_json(ep.state)
+        generation = rt.generation + 1
         # An attempt interrupted by a server restart left instances: they go, ids move on.
-        leftovers = ep.extra.get("pending_replicas") or []
+        leftovers = rt.pending_replicas
         self.instances.stop(leftovers, kill=True)
         self.release(leftovers)
-        self.endpoints.set_extra(name, {"generation": generation, "pending_replicas": []})
+        self.endpoints.update_runtime(
+            name, lambda r: replace(r, generation=generation, pending_replicas=[])
+        )
         config = self.endpoints.config(target).spec
         counts = pending.get("counts") or {}
         items: list[Item] = [
@@ -163,13 +174,13 @@ class EndpointUpdates(EndpointCore):
         ]
         requests = [self.request_of(v["InstanceType"]) for v, _ in items]
         owners = [self.owner(name, instance_id(generation, v, i)) for v, i in items]
-        old = [dict(r) for r in ep.extra.get("replicas") or []]
+        old = [dict(r) for r in rt.replicas]
         while True:
             grants = self.allocate(owners, requests)
             if grants is not None:
                 self.queue(name, None)
-                new = await self.start_replicas(name, items, generation, grants, "pending_replicas")
-                await self.wait_ready(name, new, "pending_replicas")
+                new = await self.start_replicas(name, items, generation, grants, PENDING)
+                await self.wait_ready(name, new, PENDING)
                 break
             if old and self.fits_without(old, requests):
                 self.queue(name, None)
@@ -180,21 +191,19 @@ class EndpointUpdates(EndpointCore):
             self.check_alive(name)
         before = self.router.get(name)
         retain = bool(pending.get("retain"))
-        self.endpoints.set_extra(
+        kept_counts = counts if not retain else {**rt.counts, **counts}
+        kept_weights = rt.weights if retain else {}
+        self.endpoints.update_runtime(
             name,
-            {
-                "config": target,
-                "counts": counts if not retain else {**(ep.extra.get("counts") or {}), **counts},
-                "weights": (ep.extra.get("weights") or {}) if retain else {},
-            },
+            lambda r: replace(r, config=target, counts=kept_counts, weights=kept_weights),
         )
         self.publish(self.endpoints.get(name), new)  # traffic moves to the new instances here
         await self.drain(before, {r["id"] for r in old})
         await self.instances.stop_and_wait(old)
         self.release(old)
-        retired = self.endpoints.get(name).extra.get("retired") or []
+        retired = EndpointRuntime.from_json(self.endpoints.get(name).state).retired
         self.instances.discard(name, old + retired)
-        self._finish(name, {"replicas": new, "variant_notes": {}})
+        self._finish(name, lambda r: replace(r, replicas=new, variant_notes={}))
 
     async def _rolling(
         self,
@@ -207,7 +216,7 @@ class EndpointUpdates(EndpointCore):
     ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         """Replace instance by instance; returns (new instances, old ones still serving)."""
         name = ep.name
-        generation = int(self.endpoints.get(name).extra.get("generation", 0))
+        generation = EndpointRuntime.from_json(self.endpoints.get(name).state).generation
         gpus = sum(r.gpus for r in requests)
         message = (
             "Replacing instances one at a time: the new configuration "
@@ -216,13 +225,12 @@ class EndpointUpdates(EndpointCore):
             f"({len(self.allocator.free_gpus())} GPU(s) free); capacity is reduced until "
             "the update completes."
         )
-        self.endpoints.set_extra(
-            name, {"rollout": {"message": message, "since": self.clock.now().isoformat()}}
-        )
+        rollout = {"message": message, "since": self.clock.now().isoformat()}
+        self.endpoints.update_runtime(name, lambda r: replace(r, rollout=rollout))
         for r in old[:1]:
             self.instances.note(name, r, message)
         serving = list(old)
-        retired = list(ep.extra.get("retired") or [])
+        retired = list(EndpointRuntime.from_json(ep.state).retired)
         new: list[dict[str, Any]] = []
         for item, owner, request in zip(items, owners, requests, strict=True):
             while (grants := self.allocate([owner], [request])) is None:
@@ -234,20 +242,18 @@ class EndpointUpdates(EndpointCore):
                     continue
                 serving.remove(victim)
                 retired.append(victim)
-                self.endpoints.set_extra(name, {"retired": retired})
+                self.endpoints.update_runtime(name, lambda r: replace(r, retired=list(retired)))
                 current = self.endpoints.get(name)
                 before = self.router.get(name)
-                self.endpoints.set_extra(name, {"replicas": serving})
+                self.endpoints.update_runtime(name, lambda r: replace(r, replicas=list(serving)))
                 self.publish(current, serving + new, configs=configs)
                 await self.drain(before, {victim["id"]})
                 self.instances.note(name, victim, f"stopping instance {victim['id']}: {message}")
                 await self.instances.stop_and_wait([victim])
                 self.release([victim])
             self.queue(name, None)
-            new = await self.start_replicas(
-                name, [item], generation, grants, "pending_replicas", existing=new
-            )
-            await self.wait_ready(name, new, "pending_replicas")
+            new = await self.start_replicas(name, [item], generation, grants, PENDING, existing=new)
+            await self.wait_ready(name, new, PENDING)
             self.publish(self.endpoints.get(name), serving + new, configs=configs[::-1])
         return new, serving
 
@@ -260,12 +266,13 @@ class EndpointUpdates(EndpointCore):
                 name, E.UPDATING, E.ROLLING_BACK, "Rolling back: the new configuration failed"
             )
         ep = self.endpoints.get(name)
-        pending = ep.extra.get("pending_replicas") or []
+        rt = EndpointRuntime.from_json(ep.state)
+        pending = rt.pending_replicas
         self.instances.stop(pending, kill=True)
         self.release(pending)
         self.instances.discard(name, pending)
-        serving = [dict(r) for r in ep.extra.get("replicas") or []]
-        retired = [dict(r) for r in ep.extra.get("retired") or []]
+        serving = [dict(r) for r in rt.replicas]
+        retired = [dict(r) for r in rt.retired]
         reason = f"Update failed and was rolled back: {reason}"[:1024]
         try:
             if retired:
@@ -277,22 +284,25 @@ class EndpointUpdates(EndpointCore):
                     self.instances.relaunch(r, grant)
                     self.instances.note(name, r, "started again: the rolling update failed")
                 serving += retired
-                self.endpoints.set_extra(name, {"replicas": serving, "retired": []})
-                await self.wait_ready(name, serving, "replicas")
+                self.endpoints.update_runtime(
+                    name, lambda r: replace(r, replicas=serving, retired=[])
+                )
+                await self.wait_ready(name, serving, SERVING)
         except BringUpFailed as exc:
+            ready = [r for r in serving if r.get("ready")]
+            failure = f"{reason[:500]} Restarting an old instance failed too: {exc}"[:1024]
             self.endpoints.move(
                 name,
                 E.ROLLING_BACK,
                 E.UPDATE_ROLLBACK_FAILED,
-                None,
-                {
-                    "replicas": [r for r in serving if r.get("ready")],
-                    "pending_replicas": [],
-                    "pending": None,
-                    "rollout": None,
-                    "failure_reason": f"{reason[:500]} Restarting an old instance failed too: "
-                    f"{exc}"[:1024],
-                },
+                runtime=lambda r: replace(
+                    r,
+                    replicas=ready,
+                    pending_replicas=[],
+                    pending=None,
+                    rollout=None,
+                    failure_reason=failure,
+                ),
             )
             self.publish(self.endpoints.get(name))
             return
@@ -302,22 +312,22 @@ class EndpointUpdates(EndpointCore):
             name,
             E.ROLLING_BACK,
             E.IN_SERVICE,
-            None,
-            {
-                "replicas": serving,
-                "retired": [],
-                "pending_replicas": [],
-                "pending": None,
-                "queue_message": None,
-                "rollout": None,
-                "failure_reason": reason,
-            },
+            runtime=lambda r: replace(
+                r,
+                replicas=serving,
+                retired=[],
+                pending_replicas=[],
+                pending=None,
+                queue_message=None,
+                rollout=None,
+                failure_reason=reason,
+            ),
         )
         self.publish(self.endpoints.get(name))
 
 
 def _weights(ep: Resource, pending: dict[str, Any]) -> dict[str, float]:
-    return {**(ep.extra.get("weights") or {}), **(pending.get("weights") or {})}
+    return {**EndpointRuntime.from_json(ep.state).weights, **(pending.get("weights") or {})}
 
 
 def _index(replica: dict[str, Any]) -> int:

@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import replace
 from typing import Any
 
 from sageport.domain.endpoint import EndpointStatus
+from sageport.domain.runtime import EndpointRuntime, ReplicaSlot
 from sageport.scheduler.endpoint_core import Abandoned
 from sageport.scheduler.endpoint_instances import (
     BringUpFailed,
@@ -48,7 +50,7 @@ class EndpointRunner(EndpointUpdates):
                 elif status is E.UPDATING:
                     self._spawn(ep.name, self.update(ep))
                 elif status is E.ROLLING_BACK:
-                    reason = ep.extra.get("failure_reason") or "update failed"
+                    reason = EndpointRuntime.from_json(ep.state).failure_reason or "update failed"
                     self._spawn(ep.name, self.roll_back(ep, reason))
                 elif status is E.DELETING:
                     self._spawn(ep.name, self._delete(ep))
@@ -83,9 +85,10 @@ class EndpointRunner(EndpointUpdates):
             return
         self._restored.add(ep.name)
         holders = self.allocator.holders()
-        for key in ("replicas", "pending_replicas"):
+        rt = EndpointRuntime.from_json(ep.state)
+        for slot in ReplicaSlot:
             by_owner: dict[str, list[dict[str, Any]]] = {}
-            for r in ep.extra.get(key) or []:
+            for r in rt.slot(slot):
                 by_owner.setdefault(r["owner"], []).append(r["grant"])
             for owner, grants in by_owner.items():
                 if owner not in holders:
@@ -97,11 +100,12 @@ class EndpointRunner(EndpointUpdates):
     async def _create(self, ep: Resource) -> None:
         name = ep.name
         self.publish(ep, [])
-        leftovers = ep.extra.get("replicas") or []  # an attempt a server restart interrupted
+        rt = EndpointRuntime.from_json(ep.state)
+        leftovers = rt.replicas  # an attempt a server restart interrupted
         self.instances.stop(leftovers, kill=True)
         self.release(leftovers)
-        generation = int(ep.extra.get("generation", 0)) + (1 if leftovers else 0)
-        config = self.endpoints.config(ep.extra["config"]).spec
+        generation = rt.generation + (1 if leftovers else 0)
+        config = self.endpoints.config(rt.config or ep.spec["EndpointConfigName"]).spec
         items = [
             (v, i)
             for v in config["ProductionVariants"]
@@ -109,13 +113,17 @@ class EndpointRunner(EndpointUpdates):
         ]
         owners = [self.owner(name, instance_id(generation, v, i)) for v, i in items]
         requests = [self.request_of(v["InstanceType"]) for v, _ in items]
-        self.endpoints.set_extra(name, {"generation": generation, "replicas": []})
+        self.endpoints.update_runtime(
+            name, lambda r: replace(r, generation=generation, replicas=[])
+        )
         try:
             grants = await self.wait_for_grants(name, owners, requests)
-            replicas = await self.start_replicas(name, items, generation, grants, "replicas")
-            await self.wait_ready(name, replicas, "replicas")
+            replicas = await self.start_replicas(
+                name, items, generation, grants, ReplicaSlot.SERVING
+            )
+            await self.wait_ready(name, replicas, ReplicaSlot.SERVING)
         except BringUpFailed as exc:
-            failed = self.endpoints.get(name).extra.get("replicas") or []
+            failed = EndpointRuntime.from_json(self.endpoints.get(name).state).replicas
             self.instances.stop(failed, kill=True)
             self.release(failed)
             self.instances.discard(name, failed)
@@ -126,7 +134,9 @@ class EndpointRunner(EndpointUpdates):
                 E.CREATING,
                 E.FAILED,
                 reason,
-                {"failure_reason": reason, "replicas": [], "queue_message": None},
+                runtime=lambda r: replace(
+                    r, failure_reason=reason, replicas=[], queue_message=None
+                ),
             )
             self.publish(self.endpoints.get(name), [])
             return
@@ -134,8 +144,7 @@ class EndpointRunner(EndpointUpdates):
             name,
             E.CREATING,
             E.IN_SERVICE,
-            None,
-            {"replicas": replicas, "variant_notes": {}, "queue_message": None},
+            runtime=lambda r: replace(r, replicas=replicas, variant_notes={}, queue_message=None),
         )
         self.publish(self.endpoints.get(name))
 
@@ -143,10 +152,11 @@ class EndpointRunner(EndpointUpdates):
 
     async def _health(self, ep: Resource) -> None:
         """Restart dead model servers; put restarted ones back once they answer /ping."""
-        replicas = [dict(r) for r in ep.extra.get("replicas") or []]
+        rt = EndpointRuntime.from_json(ep.state)
+        replicas = [dict(r) for r in rt.replicas]
         self.instances.ship(ep.name, replicas)
         changed = False
-        notes = dict(ep.extra.get("variant_notes") or {})
+        notes = dict(rt.variant_notes)
         now = self.clock.now().isoformat()
         for r in replicas:
             exit_info = self.instances.poll(r)
@@ -193,7 +203,9 @@ class EndpointRunner(EndpointUpdates):
                     }
                 changed = True
         if changed:
-            self.endpoints.set_extra(ep.name, {"replicas": replicas, "variant_notes": notes})
+            self.endpoints.update_runtime(
+                ep.name, lambda r: replace(r, replicas=replicas, variant_notes=notes)
+            )
             ep = self.endpoints.get(ep.name)
         self.publish(ep)  # also carries weight changes; a no-op when nothing changed
 
@@ -201,10 +213,11 @@ class EndpointRunner(EndpointUpdates):
 
     async def _delete(self, ep: Resource) -> None:
         self.forget(ep.name)
-        replicas = [*(ep.extra.get("replicas") or []), *(ep.extra.get("pending_replicas") or [])]
+        rt = EndpointRuntime.from_json(ep.state)
+        replicas = [*rt.replicas, *rt.pending_replicas]
         await self.instances.stop_and_wait(replicas, timeout_s=10.0)
         self.release(replicas)
-        self.instances.discard(ep.name, [*replicas, *(ep.extra.get("retired") or [])])
+        self.instances.discard(ep.name, [*replicas, *rt.retired])
         self.instances.discard_all(ep.name)  # a later endpoint of this name starts afresh
         self.config.keys.revoke(ep.arn)
         self.endpoints.remove(ep.name)

@@ -16,10 +16,12 @@ from __future__ import annotations
 import enum
 import logging
 import time
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sageport.backends.base import ExitInfo
 from sageport.domain.jobs import JobMachine
+from sageport.domain.runtime import JobRuntime, StopReason, StoredOutputs
 from sageport.scheduler import artifacts, metrics
 from sageport.scheduler.job_logs import JobLogs
 from sageport.scheduler.job_parts import JobParts
@@ -49,52 +51,51 @@ class JobFinish:
 
     async def _progress(self, job: Resource) -> None:
         p = self.parts
-        seen = {k: list(v) for k, v in (job.extra.get("uploaded") or {}).items()}
+        seen = {k: list(v) for k, v in JobRuntime.from_json(job.state).uploaded.items()}
         before = dict(seen)
         try:
             await p.kind.progress(p.context(job), p.store, seen)
         except (TransferError, OSError) as exc:
             log.warning("%s %s: progress step failed: %s", p.kind.label, job.name, exc)
         if seen != before:
-            p.jobs.update(job.name, {"uploaded": seen})
+            p.jobs.update(job.name, lambda r: replace(r, uploaded=seen))
 
     async def finish(self, job: Resource) -> None:
         """Store artifacts (also for failed and stopped jobs), then end the job."""
         p = self.parts
         m = p.jobs.machine
         ctx = p.context(job)
-        exits = {h: ExitInfo.from_json(e) for h, e in (job.extra.get("exits") or {}).items()}
+        rt = JobRuntime.from_json(job.state)
+        exits = {h: ExitInfo.from_json(e) for h, e in rt.exits.items()}
         # The host that ended first comes first: after one instance failed and the others were
         # stopped, the failure reason is its own, not a stopped one's.
         exits = dict(sorted(exits.items(), key=lambda item: item[1].ended_at))
         status = p.jobs.status_of(job)
-        extra: dict[str, Any] = {"ended_at": p.now()}
+        end_state = EndState(ended_at=p.now())
         try:
             stored = await p.kind.store_outputs(ctx, p.store, p.kind.host_names(job.spec))
-            notes = stored.pop("log_lines", [])  # e.g. symlinks an upload left out
-            streams = list((job.extra.get("log_streams") or {}).values())
-            if notes and streams:
-                self.logs.system_log(streams[0], notes)
-            extra.update(stored)
+            if stored.log_lines and rt.log_streams:  # e.g. symlinks an upload left out
+                self.logs.system_log(next(iter(rt.log_streams.values())), stored.log_lines)
+            end_state = replace(end_state, outputs=stored)
         except (TransferError, OSError) as exc:
             failed = f"Uploading the job's artifacts failed: {exc}"
-            extra["failure_reason"] = failed[: artifacts.FAILURE_LIMIT]
-        states = metrics.load_states(job.extra.get("metric_states"))
+            end_state = replace(end_state, failure_reason=failed[: artifacts.FAILURE_LIMIT])
+        states = metrics.load_states(rt.metric_states)
         if states:
-            extra["final_metrics"] = metrics.final_metrics(states)
-        upload_failed = extra.get("failure_reason")
+            end_state = replace(end_state, final_metrics=metrics.final_metrics(states))
+        upload_failed = end_state.failure_reason
         if status is not m.stopping:
             reason = upload_failed or artifacts.failure_reason(ctx, exits, self.logs.tails(job))
             end = m.failed if reason else m.completed
             if reason:
-                extra["failure_reason"] = reason
+                end_state = replace(end_state, failure_reason=reason)
             try:
                 p.jobs.move(
                     job.name,
                     status,
                     end,
-                    message=extra.get("failure_reason") if end is m.failed else None,
-                    extra=extra,
+                    message=end_state.failure_reason if end is m.failed else None,
+                    runtime=end_state.apply,
                 )
             except StatusConflict:
                 # stopped while uploading (the one other move from Uploading): the upload
@@ -102,11 +103,9 @@ class JobFinish:
                 status = p.jobs.status_of(job := p.jobs.get(job.name))
                 if status is not m.stopping:
                     raise
-                extra.pop("failure_reason", None)
-                if upload_failed:
-                    extra["failure_reason"] = upload_failed
+                end_state = replace(end_state, failure_reason=upload_failed)
         if status is m.stopping:
-            p.jobs.move(job.name, m.stopping, stopped_status(job, m), extra=extra)
+            p.jobs.move(job.name, m.stopping, stopped_status(job, m), runtime=end_state.apply)
         p.release(job)
         self.logs.forget(job.name)
         self._progress_at.pop(job.name, None)
@@ -117,18 +116,14 @@ class JobFinish:
         p = self.parts
         m = p.jobs.machine
         log.info("%s %s failed before running: %s", p.kind.label, job.name, reason)
+        failed = EndState(ended_at=p.now(), failure_reason=reason[: artifacts.FAILURE_LIMIT])
         try:
-            p.jobs.move(
-                job.name,
-                at,
-                m.failed,
-                message=reason[: artifacts.FAILURE_LIMIT],
-                extra={"failure_reason": reason[: artifacts.FAILURE_LIMIT], "ended_at": p.now()},
-            )
+            p.jobs.move(job.name, at, m.failed, message=failed.failure_reason, runtime=failed.apply)
         except StatusConflict:
             current = p.jobs.status_of(p.jobs.get(job.name))
             if current is m.stopping:
-                p.jobs.move(job.name, m.stopping, m.stopped, extra={"ended_at": p.now()})
+                stopped = EndState(ended_at=p.now())
+                p.jobs.move(job.name, m.stopping, m.stopped, runtime=stopped.apply)
         p.release(job)
 
     def end_stopped(self, job: Resource) -> None:
@@ -136,9 +131,36 @@ class JobFinish:
         p = self.parts
         m = p.jobs.machine
         p.release(job)
-        p.jobs.move(job.name, m.stopping, stopped_status(job, m), extra={"ended_at": p.now()})
+        stopped = EndState(ended_at=p.now())
+        p.jobs.move(job.name, m.stopping, stopped_status(job, m), runtime=stopped.apply)
 
 
 def stopped_status(job: Resource, m: JobMachine[Any]) -> Any:
     """How a stopped job ends: MaxRuntimeExceeded when the runtime limit stopped it."""
-    return m.max_runtime_exceeded if job.extra.get("stop_reason") == "max_runtime" else m.stopped
+    stop_reason = JobRuntime.from_json(job.state).stop_reason
+    return m.max_runtime_exceeded if stop_reason is StopReason.MAX_RUNTIME else m.stopped
+
+
+@dataclass(frozen=True)
+class EndState:
+    """What a job's end writes into its runtime state, with the move to its final status.
+
+    A field left None keeps what is stored (the end merges, it does not clear).
+    """
+
+    ended_at: str
+    failure_reason: str | None = None
+    final_metrics: list[dict[str, Any]] | None = None
+    outputs: StoredOutputs | None = None
+
+    def apply(self, r: JobRuntime) -> JobRuntime:
+        out = self.outputs or StoredOutputs()
+        return replace(
+            r,
+            ended_at=self.ended_at,
+            failure_reason=self.failure_reason or r.failure_reason,
+            final_metrics=self.final_metrics or r.final_metrics,
+            model_artifacts=out.model_artifacts or r.model_artifacts,
+            output_artifacts=out.output_artifacts or r.output_artifacts,
+            exit_message=out.exit_message or r.exit_message,
+        )

@@ -11,9 +11,10 @@ the log group before the job ends.
 from __future__ import annotations
 
 import time
-from typing import Any
+from dataclasses import replace
 
 from sageport.backends.base import TRUNCATION_NOTE, ExitInfo
+from sageport.domain.runtime import JobRuntime
 from sageport.runtime.distribution import launcher_failure_line
 from sageport.scheduler import metrics
 from sageport.scheduler.job_parts import JobParts
@@ -46,19 +47,18 @@ class JobLogs:
         after shipping its new log records, error tail and metric matches."""
         p = self.parts
         exits: dict[str, ExitInfo | None] = {}
-        offsets = dict(job.extra.get("log_offsets") or {})
-        streams = job.extra.get("log_streams") or {}
+        rt = JobRuntime.from_json(job.state)
+        offsets = dict(rt.log_offsets)
+        streams = rt.log_streams
         scanner = self._scanner(job)
-        states = metrics.load_states(job.extra.get("metric_states"))
+        states = metrics.load_states(rt.metric_states)
         points: list[tuple[str, float, float]] = []
         # stderr tails per host: the traceback a failure reason quotes, without our own log lines
-        tails: dict[str, list[str]] = {
-            h: list(v) for h, v in (job.extra.get("error_tails") or {}).items()
-        }
-        truncated = dict(job.extra.get("log_truncated") or {})
+        tails: dict[str, list[str]] = {h: list(v) for h, v in rt.error_tails.items()}
+        truncated = dict(rt.log_truncated)
         # hosts whose launcher (torchrun) reported a failed worker: what follows is its own
         # account of it, and the tail keeps the script's error instead
-        frozen = set(job.extra.get("tails_frozen") or [])
+        frozen = set(rt.tails_frozen)
         changed = False
         for host, handle in p.handles(job).items():
             exit_info = p.backend.poll(handle)  # poll first: then the log read below is complete
@@ -98,21 +98,27 @@ class JobLogs:
                         )
             exits[host] = exit_info if drained else None
         if changed:
-            update: dict[str, Any] = {"log_offsets": offsets, "error_tails": tails}
-            if frozen:
-                update["tails_frozen"] = sorted(frozen)
             series = metrics.MetricSeries(p.job_dir(job.name))
-            if series.record(states, points):
-                update["metric_states"] = metrics.dump_states(states)
-            if truncated != (job.extra.get("log_truncated") or {}):
-                update["log_truncated"] = truncated
-            p.jobs.update(job.name, update)
+            recorded = metrics.dump_states(states) if series.record(states, points) else None
+
+            def shipped(r: JobRuntime) -> JobRuntime:
+                return replace(
+                    r,
+                    log_offsets=offsets,
+                    error_tails=tails,
+                    tails_frozen=sorted(frozen) if frozen else r.tails_frozen,
+                    metric_states=r.metric_states if recorded is None else recorded,
+                    log_truncated=truncated if truncated != rt.log_truncated else r.log_truncated,
+                )
+
+            p.jobs.update(job.name, shipped)
         return exits
 
     def tails(self, job: Resource) -> dict[str, list[str]]:
         """Per host, the stderr tail; else the tail of its log stream (stdout included)."""
-        streams = job.extra.get("log_streams") or {}
-        stderr = job.extra.get("error_tails") or {}
+        rt = JobRuntime.from_json(job.state)
+        streams = rt.log_streams
+        stderr = rt.error_tails
         group = self.parts.kind.log_group
         return {
             host: list(stderr.get(host) or self.parts.logs.tail(group, stream, ERROR_TAIL_LINES))

@@ -20,6 +20,7 @@ from sageport.catalog import Catalog
 from sageport.clock import Clock
 from sageport.domain.hosts import HostRequest
 from sageport.domain.keys import KeyIssuer, KeyPair
+from sageport.domain.runtime import JobRuntime, StoredOutputs
 from sageport.runtime.process_env import ServerAccess
 from sageport.scheduler.allocator import Allocator, HostGrant
 from sageport.scheduler.hosts import JobContext
@@ -69,7 +70,7 @@ class JobKind(Protocol):
 
     async def store_outputs(
         self, ctx: JobContext, store: ObjectStore, hosts: Sequence[str]
-    ) -> dict[str, Any]: ...
+    ) -> StoredOutputs: ...
     def metric_definitions(self, spec: Mapping[str, Any]) -> list[dict[str, str]]: ...
     def no_sandbox_notes(self, why: str, host_dir: Path) -> tuple[str, str]:
         """(log line, status-message suffix) for a job that runs without a sandbox: what its
@@ -109,7 +110,7 @@ class JobParts:
             arn=job.arn,
             spec=job.spec,
             job_dir=self.job_dir(job.name),
-            sandbox=bool(job.extra.get("sandbox", self.config.sandbox)),
+            sandbox=self.sandbox(job),
             access=ServerAccess(
                 self.config.endpoint_url,
                 key.access_key_id if key else "",
@@ -124,9 +125,16 @@ class JobParts:
             ports=self.ports,
         )
 
+    def sandbox(self, job: Resource) -> bool:
+        """Whether the job runs sandboxed: fixed at admission, else the server's setting."""
+        stored = JobRuntime.from_json(job.state).sandbox
+        return self.config.sandbox if stored is None else stored
+
     def handles(self, job: Resource) -> dict[str, HostHandle]:
         """The job's started processes, by host (empty before any started)."""
-        return {h: HostHandle.from_json(v) for h, v in (job.extra.get("hosts") or {}).items()}
+        return {
+            h: HostHandle.from_json(v) for h, v in JobRuntime.from_json(job.state).hosts.items()
+        }
 
     def now(self) -> str:
         """The clock's time as the job record keeps it (``started_at``, ``ended_at``, ...)."""

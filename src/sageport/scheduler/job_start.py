@@ -15,9 +15,11 @@ import contextlib
 import logging
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 from sageport.backends.base import HostHandle
+from sageport.domain.runtime import JobRuntime
 from sageport.errors import S3Error, ValidationException
 from sageport.runtime.errors import ContractError
 from sageport.scheduler.allocator import fallback_status
@@ -58,13 +60,12 @@ class JobStart:
             return
         self._restored.add(job.name)
         p = self.parts
-        grants = job.extra.get("grants")
-        if grants and job.name not in p.allocator.holders():
-            lost = p.allocator.restore(job.name, grants)
+        rt = JobRuntime.from_json(job.state)
+        if rt.grants and job.name not in p.allocator.holders():
+            lost = p.allocator.restore(job.name, rt.grants)
             if lost:  # kept on the job's books; the log and the status message say so
-                notes = list(job.extra.get("gpu_warnings") or [])
-                p.jobs.update(job.name, {"gpu_warnings": notes + lost})
-                for stream in (job.extra.get("log_streams") or {}).values():
+                p.jobs.update(job.name, lambda r: replace(r, gpu_warnings=r.gpu_warnings + lost))
+                for stream in rt.log_streams.values():
                     self.logs.system_log(stream, [f"WARNING: sageport: {n}" for n in lost])
 
     def admit(self, job: Resource, blocked: bool) -> bool:
@@ -91,8 +92,8 @@ class JobStart:
                 if ahead
                 else p.allocator.waiting_for(hosts)
             )
-            if job.extra.get("queue_message") != waiting:
-                p.jobs.update(job.name, {"queue_message": waiting})
+            if JobRuntime.from_json(job.state).queue_message != waiting:
+                p.jobs.update(job.name, lambda r: replace(r, queue_message=waiting))
             return True
         p.queue.leave(label, job.name)
         warnings = list(dict.fromkeys(fallback_status(g) for g in grants if g.cpu_fallback))
@@ -100,12 +101,13 @@ class JobStart:
             job.name,
             p.jobs.machine.starting,
             p.jobs.machine.downloading,
-            extra={
-                "grants": [g.to_json() for g in grants],
-                "sandbox": p.config.sandbox,
-                "admitted_at": p.now(),
-                **({"gpu_warnings": warnings} if warnings else {}),
-            },
+            runtime=lambda r: replace(
+                r,
+                grants=[g.to_json() for g in grants],
+                sandbox=p.config.sandbox,
+                admitted_at=p.now(),
+                gpu_warnings=warnings or r.gpu_warnings,
+            ),
         )
         self.stage(p.jobs.get(job.name))
         return False
@@ -134,7 +136,7 @@ class JobStart:
             )
             if p.jobs.status_of(p.jobs.get(job.name)) is not m.downloading:
                 return  # stopped while staging: JobWatch.stopping() finishes it
-            grants = p.allocator.grants_from_json(job.extra.get("grants", []))
+            grants = p.allocator.grants_from_json(JobRuntime.from_json(job.state).grants)
             for host, grant in zip(hosts, grants, strict=True):
                 spec, notes = p.kind.launch(ctx, host, grant)
                 self.logs.system_log(streams[host], notes)
@@ -159,9 +161,12 @@ class JobStart:
             return
         # The handles are stored before the move: a stop that slips in between then finds
         # the processes (``stopping`` terminates them) instead of leaving them unrecorded.
+        started_at = p.now()
         p.jobs.update(
             job.name,
-            {"hosts": handles, "log_streams": streams, "log_offsets": {}, "started_at": p.now()},
+            lambda r: replace(
+                r, hosts=handles, log_streams=streams, log_offsets={}, started_at=started_at
+            ),
         )
         message = m.messages[m.running]
         if not ctx.sandbox:
@@ -173,7 +178,7 @@ class JobStart:
 
     def _intro(self, job: Resource, ctx: JobContext) -> list[str]:
         p = self.parts
-        grants = job.extra.get("grants", [])
+        grants = JobRuntime.from_json(job.state).grants
         gpus = [g.get("gpus", []) for g in grants]
         lines = [
             f"sageport: {p.kind.label} {job.name} on {len(grants)} host(s); GPUs per host: {gpus}"

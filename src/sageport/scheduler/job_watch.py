@@ -12,7 +12,12 @@ limit during staging cancels the staging task instead: nothing has started yet.
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
+from dataclasses import replace
+from typing import Any
 
+from sageport.backends.base import ExitInfo
+from sageport.domain.runtime import JobRuntime, StopReason
 from sageport.domain.times import to_datetime
 from sageport.scheduler.job_finish import JobFinish
 from sageport.scheduler.job_logs import JobLogs
@@ -41,16 +46,16 @@ class JobWatch:
                 job.name,
                 m.running,
                 m.uploading,
-                extra={"exits": {h: e.to_json() for h, e in exits.items() if e}},
+                runtime=lambda r: replace(r, exits=_exits_json(exits)),
             )
             p.tasks.spawn(job.name, self.finish.finish(p.jobs.get(job.name)))
             return
         failed = [(h, e) for h, e in exits.items() if e is not None and e.returncode != 0]
-        if failed and not job.extra.get("terminated_at"):
+        if failed and not JobRuntime.from_json(job.state).terminated_at:
             # As on SageMaker, one failed instance ends the job: the others would otherwise
             # wait for it (a distributed job's ranks block in their next collective).
             host, info = failed[0]
-            streams = job.extra.get("log_streams") or {}
+            streams = JobRuntime.from_json(job.state).log_streams
             for other, stream in streams.items():
                 if exits.get(other) is None:
                     self.logs.system_log(
@@ -71,11 +76,11 @@ class JobWatch:
         if not p.handles(job):
             self.finish.end_stopped(job)
             return
-        if not job.extra.get("terminated_at"):
+        if not JobRuntime.from_json(job.state).terminated_at:
             self._terminate(job)
         exits = self.logs.poll_and_ship(job)
         if all(e is not None for e in exits.values()):
-            p.jobs.update(job.name, {"exits": {h: e.to_json() for h, e in exits.items() if e}})
+            p.jobs.update(job.name, lambda r: replace(r, exits=_exits_json(exits)))
             p.tasks.spawn(job.name, self.finish.finish(p.jobs.get(job.name)))
 
     def interrupt_staging(self, job: Resource, status: enum.StrEnum) -> None:
@@ -97,7 +102,7 @@ class JobWatch:
         """Move a job past ``MaxRuntimeInSeconds`` (counted from its start on its hosts,
         staging too) from ``at`` to Stopping, to end MaxRuntimeExceeded; whether it was."""
         limit = (job.spec.get("StoppingCondition") or {}).get("MaxRuntimeInSeconds")
-        since = job.extra.get("admitted_at") or job.extra.get("started_at")
+        since = JobRuntime.from_json(job.state).since
         if not limit or not since:
             return False
         if (self.parts.clock.now() - to_datetime(since)).total_seconds() <= float(limit):
@@ -107,11 +112,16 @@ class JobWatch:
             at,
             self.parts.jobs.machine.stopping,
             message=MAX_RUNTIME_MESSAGE,
-            extra={"stop_reason": "max_runtime"},
+            runtime=lambda r: replace(r, stop_reason=StopReason.MAX_RUNTIME),
         )
         return True
 
     def _terminate(self, job: Resource) -> None:
         for handle in self.parts.handles(job).values():
             self.parts.backend.terminate(handle)
-        self.parts.jobs.update(job.name, {"terminated_at": self.parts.now()})
+        at = self.parts.now()
+        self.parts.jobs.update(job.name, lambda r: replace(r, terminated_at=at))
+
+
+def _exits_json(exits: Mapping[str, ExitInfo | None]) -> dict[str, dict[str, Any]]:
+    return {h: e.to_json() for h, e in exits.items() if e}

@@ -10,6 +10,7 @@ from sageport.backends.base import LaunchSpec
 from sageport.catalog import Catalog
 from sageport.catalog.hosts import processing_hosts
 from sageport.domain.hosts import HostRequest
+from sageport.domain.runtime import StoredOutputs
 from sageport.scheduler.allocator import HostGrant
 from sageport.scheduler.hosts import JobContext, host_dirs
 from sageport.scheduler.processing_hosts import (
@@ -50,17 +51,15 @@ class ProcessingKind:
 
     async def store_outputs(
         self, ctx: JobContext, store: ObjectStore, hosts: Sequence[str]
-    ) -> dict[str, Any]:
+    ) -> StoredOutputs:
         skipped: list[str] = []
         await upload_outputs(ctx, store, list(hosts), skipped=skipped)
-        out: dict[str, Any] = {"log_lines": skipped} if skipped else {}
         # /opt/ml/output/message: the container's own words, shown as ExitMessage (never
         # read through a link the job left there)
         message = host_dirs(ctx, hosts[0])[0] / "output" / "message"
         text = folders.read_inside(ctx.job_dir, message, 4 * EXIT_MESSAGE_LIMIT)
-        if text is not None:
-            out["exit_message"] = text[:EXIT_MESSAGE_LIMIT]
-        return out
+        exit_message = text[:EXIT_MESSAGE_LIMIT] if text is not None else None
+        return StoredOutputs(exit_message=exit_message, log_lines=skipped)
 
     def metric_definitions(self, spec: Mapping[str, Any]) -> list[dict[str, str]]:
         return []

@@ -2,16 +2,16 @@
 
 A runner of the scheduler loop: every ``interval_s`` it samples (NVML) the GPUs each running
 job holds and appends the readings to a bounded series kept with the job
-(``extra["gpu_telemetry"]``). A job that holds GPUs and has not touched them by the end of
+(``JobRuntime.gpu_telemetry``). A job that holds GPUs and has not touched them by the end of
 its first ``idle_window_s`` (utilization 0 % and memory below ``idle_memory_mib`` in every
-reading) gets one WARNING line in its log and ``extra["gpu_idle_warning"]``: that is the
+reading) gets one WARNING line in its log and ``JobRuntime.gpu_idle_warning``: that is the
 silent CPU fallback (a CPU-only torch, a model never moved to ``cuda``) caught while the
 user can still stop the job. Readings taken while sageport's own pre-flight probe runs on a
 GPU (its tiny matmul makes a CUDA context) do not count as use.
 
 A GPU that stops answering (NVML errors: it fell off the bus) is recorded as a note, and the
 first time for each GPU also as a WARNING line in the job's log and in
-``extra["gpu_warnings"]``, which the job's status message shows; nothing here raises into
+``JobRuntime.gpu_warnings``, which the job's status message shows; nothing here raises into
 the loop.
 
 Stored shape of ``gpu_telemetry`` (JSON)::
@@ -28,10 +28,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from sageport.clock import Clock
+from sageport.domain.runtime import JobRuntime
 from sageport.domain.times import to_datetime
 from sageport.gpu.doctor import is_probe_process
 from sageport.gpu.inventory import GpuSample
@@ -135,7 +136,8 @@ class TelemetryRunner:
                 f"GPU {index} did not answer NVML at {at.isoformat(timespec='seconds')} "
                 "(it may have fallen off the bus: check `nvidia-smi` and dmesg for Xid errors)"
             )
-        telemetry = dict(job.extra.get("gpu_telemetry") or {})
+        rt = JobRuntime.from_json(job.state)
+        telemetry = dict(rt.gpu_telemetry)
         telemetry["interval_s"] = self.config.interval_s
         points = [list(p) for p in telemetry.get("points") or []]
         points += [[stamp, s.index, s.utilization_percent, s.memory_used_mib] for s in samples]
@@ -149,14 +151,18 @@ class TelemetryRunner:
         telemetry["used"] = used
         old_notes = list(telemetry.get("notes") or [])
         telemetry["notes"] = (old_notes + [n for n in notes if n not in old_notes])[-MAX_NOTES:]
-        changes: dict[str, Any] = {"gpu_telemetry": telemetry}
         lost = self._report_lost(job, kind, held, telemetry, missing, failed, at.isoformat())
-        if lost:
-            changes["gpu_warnings"] = list(job.extra.get("gpu_warnings") or []) + lost
         warning = self._idle_warning(job, kind, held, used, points)
-        if warning:
-            changes["gpu_idle_warning"] = warning
-        kind.jobs.update(job.name, changes)
+
+        def sampled(r: JobRuntime) -> JobRuntime:
+            return replace(
+                r,
+                gpu_telemetry=telemetry,
+                gpu_warnings=r.gpu_warnings + lost,
+                gpu_idle_warning=warning or r.gpu_idle_warning,
+            )
+
+        kind.jobs.update(job.name, sampled)
 
     def _report_lost(
         self,
@@ -172,7 +178,7 @@ class TelemetryRunner:
         status note; ``telemetry["lost"]`` remembers what was already said."""
         reported = list(telemetry.get("lost") or [])
         new: list[str] = []
-        streams = job.extra.get("log_streams") or {}
+        streams = JobRuntime.from_json(job.state).log_streams
         stamp = int(self.clock.now().timestamp() * 1000)
         gone = [i for i in missing if i not in reported]
         if failed and "nvml" not in reported:
@@ -212,11 +218,12 @@ class TelemetryRunner:
         points: list[list[Any]],
     ) -> str | None:
         """The warning to record now, once per job, when the idle window has passed unused."""
-        if not self.config.warn_idle or job.extra.get("gpu_idle_warning"):
+        rt = JobRuntime.from_json(job.state)
+        if not self.config.warn_idle or rt.gpu_idle_warning:
             return None
-        if not job.extra.get("started_at"):
+        if not rt.started_at:
             return None
-        started = to_datetime(job.extra["started_at"])
+        started = to_datetime(rt.started_at)
         elapsed = (self.clock.now() - started).total_seconds()
         if elapsed < self.config.idle_window_s:
             return None
@@ -226,7 +233,7 @@ class TelemetryRunner:
         if not idle_hosts:
             return None
         window = f"{self.config.idle_window_s:g} s"
-        streams = job.extra.get("log_streams") or {}
+        streams = rt.log_streams
         message = ""
         for host in idle_hosts:
             gpus = ",".join(str(i) for i in held[host])
@@ -249,7 +256,7 @@ class TelemetryRunner:
 
 def _held_gpus(job: Resource, kind: WatchedJobs | None = None) -> dict[str, list[int]]:
     """Host name → NVML indices it holds (grants are stored in host order)."""
-    grants = job.extra.get("grants") or []
+    grants = JobRuntime.from_json(job.state).grants
     hosts = kind.host_names(job.spec) if kind is not None else all_hosts(job.spec)
     return {
         host: [int(i) for i in grant.get("gpus") or []]

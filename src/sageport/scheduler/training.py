@@ -10,6 +10,7 @@ from sageport.backends.base import LaunchSpec
 from sageport.catalog import Catalog
 from sageport.catalog.hosts import training_hosts
 from sageport.domain.hosts import HostRequest
+from sageport.domain.runtime import StoredOutputs
 from sageport.runtime.config_files import all_hosts
 from sageport.scheduler import artifacts
 from sageport.scheduler.allocator import HostGrant
@@ -47,7 +48,7 @@ class TrainingKind:
 
     async def store_outputs(
         self, ctx: JobContext, store: ObjectStore, hosts: Sequence[str]
-    ) -> dict[str, Any]:
+    ) -> StoredOutputs:
         return await artifacts.store_outputs(ctx, store, [host_dirs(ctx, h)[0] for h in hosts])
 
     def metric_definitions(self, spec: Mapping[str, Any]) -> list[dict[str, str]]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from sageport.domain.endpoint import EndpointStatus
+from sageport.domain.runtime import EndpointRuntime, ReplicaSlot
 from sageport.errors import ValidationException
 from sageport.services.endpoint_configs import EndpointConfigService
 from sageport.store.resources import Resource
@@ -25,8 +26,13 @@ def endpoint_summary(endpoint: Resource) -> dict[str, Any]:
     }
 
 
+def config_of(endpoint: Resource) -> str:
+    """The endpoint configuration in service (the one it was created with until an update)."""
+    return EndpointRuntime.from_json(endpoint.state).config or endpoint.spec["EndpointConfigName"]
+
+
 def current_counts(endpoint: Resource, variants: list[dict[str, Any]]) -> dict[str, int]:
-    counts = endpoint.extra.get("counts") or {}
+    counts = EndpointRuntime.from_json(endpoint.state).counts
     return {
         v["VariantName"]: int(counts.get(v["VariantName"], v.get("InitialInstanceCount", 1)))
         for v in variants
@@ -49,30 +55,30 @@ def describe_endpoint(endpoint: Resource, configs: EndpointConfigService) -> dic
     ``PendingDeploymentSummary`` describes the new configuration's variants with what they wait
     for, or that instances are replaced one at a time.
     """
-    extra = endpoint.extra
+    rt = EndpointRuntime.from_json(endpoint.state)
     status = endpoint.status
     out: dict[str, Any] = {
         **endpoint.spec,
         **endpoint_summary(endpoint),
-        "EndpointConfigName": extra.get("config", endpoint.spec["EndpointConfigName"]),
+        "EndpointConfigName": config_of(endpoint),
     }
-    if extra.get("failure_reason"):
-        out["FailureReason"] = extra["failure_reason"]
+    if rt.failure_reason:
+        out["FailureReason"] = rt.failure_reason
     try:
         config = configs.get(out["EndpointConfigName"])
     except ValidationException:
         return out  # the config was deleted; SageMaker still describes the endpoint
-    pending = extra.get("pending") or {}
+    pending = rt.pending or {}
     same_config = pending.get("config") in (None, out["EndpointConfigName"])
     in_place = status == E.UPDATING and same_config
-    replicas = extra.get("replicas") or []
-    weights = extra.get("weights") or {}
+    replicas = rt.replicas
+    weights = rt.weights
     desired_weights = {**weights, **(pending.get("weights") or {})} if in_place else weights
     variants_spec = config.spec.get("ProductionVariants", [])
     counts = current_counts(endpoint, variants_spec)
     desired_counts = {**counts, **(pending.get("counts") or {})} if in_place else counts
-    notes = extra.get("variant_notes") or {}
-    queue = _note(extra.get("queue_message"), "Creating")
+    notes = rt.variant_notes
+    queue = _note(rt.queue_message, "Creating")
     variants = []
     for v in variants_spec:
         vname = v["VariantName"]
@@ -117,7 +123,7 @@ def describe_endpoint(endpoint: Resource, configs: EndpointConfigService) -> dic
 def _pending_summary(
     endpoint: Resource, configs: EndpointConfigService, pending: dict[str, Any], queue: Any
 ) -> dict[str, Any]:
-    extra = endpoint.extra
+    rt = EndpointRuntime.from_json(endpoint.state)
     summary: dict[str, Any] = {"EndpointConfigName": pending["config"]}
     if pending.get("since"):
         summary["StartTime"] = pending["since"]
@@ -125,8 +131,8 @@ def _pending_summary(
         spec = configs.get(pending["config"]).spec
     except ValidationException:
         return summary
-    new = extra.get("pending_replicas") or []
-    rollout = _note(extra.get("rollout"), "Updating")
+    new = rt.pending_replicas
+    rollout = _note(rt.rollout, "Updating")
     variants = []
     for v in spec.get("ProductionVariants", []):
         vname = v["VariantName"]
@@ -159,10 +165,10 @@ def _pending_summary(
 def instances_report(endpoint: Resource) -> list[dict[str, Any]]:
     """sageport's own view of an endpoint's instances (``GET /_sageport/endpoints/<name>``):
     what SageMaker has no field for — per instance its GPUs, port, readiness and restarts."""
-    extra = endpoint.extra
+    rt = EndpointRuntime.from_json(endpoint.state)
     out = []
-    for key, role in (("replicas", "serving"), ("pending_replicas", "starting")):
-        for r in extra.get(key) or []:
+    for slot, role in ((ReplicaSlot.SERVING, "serving"), (ReplicaSlot.PENDING, "starting")):
+        for r in rt.slot(slot):
             grant = r.get("grant") or {}
             out.append(
                 {

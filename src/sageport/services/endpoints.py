@@ -1,6 +1,6 @@
 """Endpoints, as the API sees them: create, describe, list, update, delete.
 
-The spec is the CreateEndpoint request; the runtime state (``extra``) holds the serving
+The spec is the CreateEndpoint request; the runtime state (``domain.runtime.EndpointRuntime``) holds the serving
 configuration, its instances (model-server processes) and any pending update. The endpoint
 runner (``sageport.scheduler.endpoints``) does the work; this module decides what is
 allowed and assembles Describe. Messages follow real SageMaker ("Could not find endpoint",
@@ -11,23 +11,26 @@ from __future__ import annotations
 
 import builtins
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from sageport.clock import Clock
 from sageport.domain.arns import sagemaker_arn
 from sageport.domain.endpoint import TRANSITIONS, EndpointStatus
+from sageport.domain.runtime import EndpointRuntime
 from sageport.domain.status import IllegalTransition
 from sageport.errors import ResourceLimitExceeded, ValidationException
 from sageport.services import listing, quotas
 from sageport.services.admission import Admission, host_request
 from sageport.services.endpoint_configs import EndpointConfigService
 from sageport.services.endpoint_views import (
+    config_of,
     current_counts,
     describe_endpoint,
     endpoint_summary,
     instances_report,
 )
-from sageport.services.records import StatusRecords
+from sageport.services.records import StatusRecords, update_state
 from sageport.services.tags import tag_pairs
 from sageport.settings import Settings
 from sageport.store import resources, tags
@@ -35,7 +38,7 @@ from sageport.store.database import Connection, Database
 from sageport.store.errors import DuplicateName, StatusConflict
 from sageport.store.resources import Resource
 
-__all__ = ["EndpointService", "describe_endpoint", "instances_report", "status_of"]
+__all__ = ["EndpointService", "config_of", "describe_endpoint", "instances_report", "status_of"]
 
 KIND = "Endpoint"
 ARN_TYPE = "endpoint"
@@ -113,7 +116,7 @@ class EndpointService(StatusRecords[EndpointStatus]):
                     now=self._clock.now(),
                     status=E.CREATING,
                     status_message="Starting model servers",
-                    extra={"config": params["EndpointConfigName"], "generation": 0},
+                    state=EndpointRuntime(config=params["EndpointConfigName"]).to_json(),
                 )
                 tags.put(conn, arn, tag_pairs(params.get("Tags", [])))
         except DuplicateName:
@@ -150,21 +153,19 @@ class EndpointService(StatusRecords[EndpointStatus]):
         retain = bool(params.get("RetainAllVariantProperties"))
         counts = self._kept_counts(endpoint, params["EndpointConfigName"]) if retain else {}
         instances = self._check_config(params["EndpointConfigName"], counts)
+        pending = {
+            "config": params["EndpointConfigName"],
+            "counts": counts,
+            "retain": retain,
+            "since": self._clock.now().isoformat(),
+        }
         self.move(
             name,
             status,
             E.UPDATING,
             "Starting the new configuration's model servers",
-            {
-                "pending": {
-                    "config": params["EndpointConfigName"],
-                    "counts": counts,
-                    "retain": retain,
-                    "since": self._clock.now().isoformat(),
-                },
-                "failure_reason": None,
-            },
             check=self._capacity(name, instances),
+            runtime=lambda r: replace(r, pending=pending, failure_reason=None),
         )
         self.wake()
         return {"EndpointArn": endpoint.arn}
@@ -183,7 +184,8 @@ class EndpointService(StatusRecords[EndpointStatus]):
         variants = {
             v["VariantName"] for v in self._configs.get(config_name).spec["ProductionVariants"]
         }
-        return {k: int(v) for k, v in (endpoint.extra.get("counts") or {}).items() if k in variants}
+        counts = EndpointRuntime.from_json(endpoint.state).counts
+        return {k: int(v) for k, v in counts.items() if k in variants}
 
     def update_weights(self, params: dict[str, Any]) -> dict[str, Any]:
         """New weights take effect at once (routes republished); new counts start or stop
@@ -192,7 +194,7 @@ class EndpointService(StatusRecords[EndpointStatus]):
         endpoint = self.get(name)
         if endpoint.status != E.IN_SERVICE:
             raise ValidationException(f'Cannot update in-progress endpoint "{endpoint.arn}".')
-        config_name = endpoint.extra["config"]
+        config_name = config_of(endpoint)
         variants = self._configs.get(config_name).spec["ProductionVariants"]
         known = {v["VariantName"] for v in variants}
         weights: dict[str, float] = {}
@@ -217,20 +219,19 @@ class EndpointService(StatusRecords[EndpointStatus]):
         instances = sum(current.values())
         if counts:
             instances = self._check_config(config_name, {**current, **counts})
+        pending = {
+            "config": config_name,
+            "counts": counts,
+            "weights": weights,
+            "since": self._clock.now().isoformat(),
+        }
         self.move(
             name,
             E.IN_SERVICE,
             E.UPDATING,
             "Changing instance counts" if counts else "Changing variant weights",
-            {
-                "pending": {
-                    "config": config_name,
-                    "counts": counts,
-                    "weights": weights,
-                    "since": self._clock.now().isoformat(),
-                }
-            },
             check=self._capacity(name, instances) if counts else None,
+            runtime=lambda r: replace(r, pending=pending),
         )
         self.wake()
         return {"EndpointArn": endpoint.arn}
@@ -249,9 +250,43 @@ class EndpointService(StatusRecords[EndpointStatus]):
 
     # -- used by the runner (and ``move``, from StatusRecords) -----------------------------
 
-    def set_extra(self, name: str, changes: dict[str, Any]) -> None:
-        with self._db.begin() as conn:
-            resources.update_extra(conn, KIND, name, changes, self._clock.now())
+    @staticmethod
+    def runtime(endpoint: Resource) -> EndpointRuntime:
+        """The endpoint's typed runtime state, as stored with it."""
+        return EndpointRuntime.from_json(endpoint.state)
+
+    def update_runtime(
+        self, name: str, change: Callable[[EndpointRuntime], EndpointRuntime]
+    ) -> None:
+        """Apply ``change`` to the stored runtime state (no status change; see
+        ``records.update_state``: compare-and-set, re-applied after a lost race)."""
+        update_state(
+            self._db,
+            self._clock,
+            KIND,
+            name,
+            lambda stored: change(EndpointRuntime.from_json(stored)).to_json(),
+        )
+
+    def move(
+        self,
+        name: str,
+        old: E,
+        new: E,
+        message: str | None = None,
+        check: Callable[[Connection], None] | None = None,
+        *,
+        state: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+        runtime: Callable[[EndpointRuntime], EndpointRuntime] | None = None,
+    ) -> None:
+        """``StatusRecords.move``; ``runtime`` changes the typed state in the same transaction."""
+        if runtime is not None:
+            change = runtime
+
+            def state(stored: dict[str, Any]) -> dict[str, Any]:
+                return change(EndpointRuntime.from_json(stored)).to_json()
+
+        super().move(name, old, new, message, check, state=state)
 
     def remove(self, name: str) -> None:
         with self._db.begin() as conn:

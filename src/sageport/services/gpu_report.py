@@ -11,18 +11,20 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from sageport.domain.runtime import JobRuntime
 from sageport.store.resources import Resource
 
 
 def gpu_report(job: Resource) -> dict[str, Any]:
     """The report of ``job`` (a training job): its GPUs per host, summary, notes, warning."""
-    telemetry = job.extra.get("gpu_telemetry") or {}
+    rt = JobRuntime.from_json(job.state)
+    telemetry = rt.gpu_telemetry
     return {
         "TrainingJobName": job.name,
-        "Gpus": [g.get("gpus", []) for g in job.extra.get("grants") or []],
+        "Gpus": [g.get("gpus", []) for g in rt.grants],
         "Summary": summarize(telemetry),
         "Notes": telemetry.get("notes", []),
-        "IdleWarning": job.extra.get("gpu_idle_warning"),
+        "IdleWarning": rt.gpu_idle_warning,
     }
 
 

@@ -21,14 +21,15 @@ from sageport.clock import Clock
 from sageport.domain import training as T
 from sageport.domain.arns import sagemaker_arn
 from sageport.domain.jobs import JobMachine
+from sageport.domain.runtime import JobRuntime
 from sageport.errors import ResourceInUse, ValidationException
 from sageport.services import listing, quotas
 from sageport.services.admission import Admission
-from sageport.services.records import StatusRecords
+from sageport.services.records import StatusRecords, update_state
 from sageport.services.tags import tag_pairs
 from sageport.settings import Settings
 from sageport.store import resources, tags
-from sageport.store.database import Database
+from sageport.store.database import Connection, Database
 from sageport.store.errors import DuplicateName, StatusConflict
 from sageport.store.resources import HistoryEntry, Resource
 
@@ -43,6 +44,9 @@ def secondary_of(job: Resource) -> T.Secondary:
 
 
 S = TypeVar("S", bound=enum.StrEnum)
+
+RuntimeChange = Callable[[JobRuntime], JobRuntime]
+"""A change to a job's runtime state: the stored one in, the new one out (``dataclasses.replace``)."""
 
 
 class JobService(StatusRecords[S]):
@@ -197,10 +201,41 @@ class JobService(StatusRecords[S]):
 
     # -- used by the scheduler (and ``move``, from StatusRecords) -------------------------
 
-    def update(self, name: str, changes: dict[str, Any]) -> None:
-        """Merge runtime state into the job (no status change)."""
-        with self._db.begin() as conn:
-            resources.update_extra(conn, self.kind, name, changes, self._clock.now())
+    @staticmethod
+    def runtime(job: Resource) -> JobRuntime:
+        """The job's typed runtime state, as stored with it."""
+        return JobRuntime.from_json(job.state)
+
+    def update(self, name: str, change: RuntimeChange) -> None:
+        """Apply ``change`` to the stored runtime state (no status change; see
+        ``records.update_state``: compare-and-set, re-applied after a lost race)."""
+        update_state(
+            self._db,
+            self._clock,
+            self.kind,
+            name,
+            lambda stored: change(JobRuntime.from_json(stored)).to_json(),
+        )
+
+    def move(
+        self,
+        name: str,
+        old: S,
+        new: S,
+        message: str | None = None,
+        check: Callable[[Connection], None] | None = None,
+        *,
+        state: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+        runtime: RuntimeChange | None = None,
+    ) -> None:
+        """``StatusRecords.move``; ``runtime`` changes the typed state in the same transaction."""
+        if runtime is not None:
+            change = runtime
+
+            def state(stored: dict[str, Any]) -> dict[str, Any]:
+                return change(JobRuntime.from_json(stored)).to_json()
+
+        super().move(name, old, new, message, check, state=state)
 
     def active(self) -> builtins.list[Resource]:
         """Jobs that are not finished, oldest first: the scheduler's work list."""

@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from sageport.domain import processing as P
+from sageport.domain.runtime import JobRuntime
 from sageport.services import isolation, quotas
 from sageport.services.jobs import JobService
 from sageport.store.resources import HistoryEntry, Resource
@@ -42,21 +43,23 @@ class ProcessingJobService(JobService[P.ProcessingStep]):
             "LastModifiedTime": job.modified_at,
             "ProcessingJobStatus": P.PUBLIC[P.MACHINE.of(job.status)].value,
         }
-        for key, field in (
-            ("ended_at", "ProcessingEndTime"),
-            ("failure_reason", "FailureReason"),
-            ("exit_message", "ExitMessage"),
+        rt = JobRuntime.from_json(job.state)
+        for value, field in (
+            (rt.ended_at, "ProcessingEndTime"),
+            (rt.failure_reason, "FailureReason"),
+            (rt.exit_message, "ExitMessage"),
         ):
-            if job.extra.get(key):
-                out[field] = job.extra[key]
+            if value:
+                out[field] = value
         return out
 
     def describe_job(
         self, job: Resource, hist: builtins.list[HistoryEntry], now: datetime
     ) -> dict[str, Any]:
         out: dict[str, Any] = {**with_aws_defaults(job.spec), **self.summary(job)}
-        if job.extra.get("started_at"):
-            out["ProcessingStartTime"] = job.extra["started_at"]
+        started_at = JobRuntime.from_json(job.state).started_at
+        if started_at:
+            out["ProcessingStartTime"] = started_at
         note = status_note(job)
         if note and "ExitMessage" not in out:
             out["ExitMessage"] = note[:1024]
@@ -94,10 +97,11 @@ def status_note(job: Resource) -> str:
     step = P.MACHINE.of(job.status)
     if P.TRANSITIONS.is_terminal(step):
         return ""
+    rt = JobRuntime.from_json(job.state)
     parts = []
-    if step is P.ProcessingStep.STARTING and job.extra.get("queue_message"):
-        parts.append(str(job.extra["queue_message"]))
-    parts += [f"WARNING: {w}" for w in job.extra.get("gpu_warnings") or []]
-    if job.extra.get("gpu_idle_warning"):
-        parts.append(f"WARNING: {job.extra['gpu_idle_warning']}")
+    if step is P.ProcessingStep.STARTING and rt.queue_message:
+        parts.append(rt.queue_message)
+    parts += [f"WARNING: {w}" for w in rt.gpu_warnings]
+    if rt.gpu_idle_warning:
+        parts.append(f"WARNING: {rt.gpu_idle_warning}")
     return " ".join(parts)

@@ -20,6 +20,7 @@ from typing import Any
 
 from sageport.domain import processing, training
 from sageport.domain.endpoint import EndpointStatus
+from sageport.domain.runtime import EndpointRuntime
 from sageport.errors import ResourceLimitExceeded, ValidationException
 from sageport.services.endpoint_configs import KIND as CONFIG_KIND
 from sageport.settings import Settings
@@ -153,11 +154,11 @@ def _config_variants(conn: Connection, name: str) -> list[dict[str, Any]]:
 def endpoint_instances(conn: Connection, endpoint: resources.Resource) -> int:
     """The model servers an endpoint runs or is about to: its configuration's counts, or the
     pending update's target where that is larger."""
-    extra = endpoint.extra
-    current_name = extra.get("config") or endpoint.spec.get("EndpointConfigName", "")
-    kept = extra.get("counts") or {}
+    rt = EndpointRuntime.from_json(endpoint.state)
+    current_name = rt.config or endpoint.spec.get("EndpointConfigName", "")
+    kept = rt.counts
     current = sum(variant_counts(_config_variants(conn, current_name), kept).values())
-    pending = extra.get("pending") or {}
+    pending = rt.pending or {}
     if not pending.get("config"):
         return current
     same = pending["config"] == current_name

@@ -17,8 +17,43 @@ from sageport.clock import Clock
 from sageport.domain.status import TransitionTable
 from sageport.store import resources
 from sageport.store.database import Connection, Database
+from sageport.store.errors import NotFound, StaleState
 
 S = TypeVar("S", bound=str)
+
+UPDATE_ATTEMPTS = 5
+"""How often ``update_state`` re-applies a change that lost a compare-and-set race."""
+
+
+def update_state(
+    db: Database,
+    clock: Clock,
+    kind: str,
+    name: str,
+    change: Callable[[dict[str, Any]], dict[str, Any]],
+) -> None:
+    """Apply ``change`` to a resource's stored state (no status change), compare-and-set on
+    status plus version: when another writer got in between, it is applied again to what
+    that one wrote. Raises ``NotFound``."""
+    for attempt in range(UPDATE_ATTEMPTS):
+        try:
+            with db.begin() as conn:
+                found = resources.get(conn, kind, name)
+                if found is None:
+                    raise NotFound(f"{kind} {name}")
+                resources.write_state(
+                    conn,
+                    kind,
+                    name,
+                    change(found.state),
+                    expected_status=found.status,
+                    expected_version=found.version,
+                    now=clock.now(),
+                )
+            return
+        except StaleState:
+            if attempt == UPDATE_ATTEMPTS - 1:
+                raise
 
 
 class StatusRecords(Generic[S]):
@@ -48,13 +83,16 @@ class StatusRecords(Generic[S]):
         old: S,
         new: S,
         message: str | None = None,
-        extra: dict[str, Any] | None = None,
         check: Callable[[Connection], None] | None = None,
+        *,
+        state: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
     ) -> None:
         """Compare-and-set ``old`` → ``new`` (an edge of the table), recording history.
 
-        ``message`` defaults to the kind's message for ``new``; ``extra`` is merged into the
-        runtime state in the same transaction; ``check`` may refuse inside it (a quota).
+        ``message`` defaults to the kind's message for ``new``; ``state`` maps the stored
+        runtime state to the new one in the same transaction (the kinds pass their typed
+        change as ``runtime``, see ``JobService.move``), written by compare-and-set on the
+        new status and the version read; ``check`` may refuse inside it (a quota).
         Raises ``IllegalTransition`` for a move the table lacks and ``StatusConflict`` when
         the stored status is no longer ``old``.
         """
@@ -73,5 +111,15 @@ class StatusRecords(Generic[S]):
                 now=now,
                 secondary_status=str(new) if self._with_secondary else None,
             )
-            if extra:
-                resources.update_extra(conn, self._records_kind, name, extra, now)
+            if state is not None:
+                found = resources.get(conn, self._records_kind, name)
+                assert found is not None  # set_status found it in this transaction
+                resources.write_state(
+                    conn,
+                    self._records_kind,
+                    name,
+                    state(found.state),
+                    expected_status=str(new),
+                    expected_version=found.version,
+                    now=now,
+                )

@@ -1,7 +1,7 @@
 """Training jobs: what the API adds to the shared job life cycle (``services.jobs``).
 
 Describe is assembled here and only here: the spec, plus what the job's runtime state
-(``extra``) and status history say, including ``SecondaryStatusTransitions``.
+(``domain.runtime.JobRuntime``) and status history say, including ``SecondaryStatusTransitions``.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from sageport.domain import training as T
+from sageport.domain.runtime import JobRuntime
 from sageport.domain.times import to_datetime
 from sageport.scheduler import metrics
 from sageport.services import isolation, quotas, unsupported
@@ -54,8 +55,9 @@ def training_summary(job: Resource) -> dict[str, Any]:
         "TrainingJobStatus": T.primary(secondary).value,
         "SecondaryStatus": secondary.value,
     }
-    if job.extra.get("ended_at"):
-        out["TrainingEndTime"] = job.extra["ended_at"]
+    ended_at = JobRuntime.from_json(job.state).ended_at
+    if ended_at:
+        out["TrainingEndTime"] = ended_at
     return out
 
 
@@ -128,7 +130,7 @@ def log_truncation_note(hosts: dict[str, str]) -> str:
 def describe_job(job: Resource, hist: list[HistoryEntry], now: datetime) -> dict[str, Any]:
     """The DescribeTrainingJob answer: the spec, then runtime state on top."""
     secondary = secondary_of(job)
-    extra = job.extra
+    rt = JobRuntime.from_json(job.state)
     out: dict[str, Any] = with_aws_defaults(job.spec)
     out.update(
         {
@@ -141,43 +143,41 @@ def describe_job(job: Resource, hist: list[HistoryEntry], now: datetime) -> dict
             "SecondaryStatusTransitions": transitions(hist, now),
         }
     )
-    if extra.get("model_artifacts"):
-        out["ModelArtifacts"] = {"S3ModelArtifacts": extra["model_artifacts"]}
+    if rt.model_artifacts:
+        out["ModelArtifacts"] = {"S3ModelArtifacts": rt.model_artifacts}
     transitions_ = out["SecondaryStatusTransitions"]
-    if transitions_ and secondary is T.Secondary.STARTING and extra.get("queue_message"):
-        transitions_[-1]["StatusMessage"] = extra["queue_message"]  # what the queue waits for
-    if transitions_ and extra.get("gpu_idle_warning") and not T.TRANSITIONS.is_terminal(secondary):
-        transitions_[-1]["StatusMessage"] += f" WARNING: {extra['gpu_idle_warning']}"
-    if transitions_ and extra.get("gpu_warnings"):
+    if transitions_ and secondary is T.Secondary.STARTING and rt.queue_message:
+        transitions_[-1]["StatusMessage"] = rt.queue_message  # what the queue waits for
+    if transitions_ and rt.gpu_idle_warning and not T.TRANSITIONS.is_terminal(secondary):
+        transitions_[-1]["StatusMessage"] += f" WARNING: {rt.gpu_idle_warning}"
+    if transitions_ and rt.gpu_warnings:
         # CPU fallback, GPUs gone: said on the Training step (the last one until it exists)
         steps = [t for t in transitions_ if t["Status"] == T.Secondary.TRAINING.value]
         target = steps[0] if steps else transitions_[-1]
-        for warning in extra["gpu_warnings"]:
+        for warning in rt.gpu_warnings:
             target["StatusMessage"] += f" WARNING: {warning}"
-    if extra.get("log_truncated"):
-        note = log_truncation_note(extra["log_truncated"])
+    if rt.log_truncated:
+        note = log_truncation_note(rt.log_truncated)
         for item in transitions_:
             if item["Status"] == T.Secondary.TRAINING.value:
                 item["StatusMessage"] += f" WARNING: {note}"
-    for key, field in (
-        # SageMaker's TrainingStartTime is the start on the instances, download included.
-        ("admitted_at" if extra.get("admitted_at") else "started_at", "TrainingStartTime"),
-        ("ended_at", "TrainingEndTime"),
-        ("failure_reason", "FailureReason"),
-        ("final_metrics", "FinalMetricDataList"),
+    # SageMaker's TrainingStartTime is the start on the instances, download included.
+    for value, field in (
+        (rt.since, "TrainingStartTime"),
+        (rt.ended_at, "TrainingEndTime"),
+        (rt.failure_reason, "FailureReason"),
+        (rt.final_metrics, "FinalMetricDataList"),
     ):
-        if extra.get(key):
-            out[field] = extra[key]
-    if "FinalMetricDataList" not in out and extra.get("metric_states"):
+        if value:
+            out[field] = value
+    if "FinalMetricDataList" not in out and rt.metric_states:
         out["FinalMetricDataList"] = metrics.final_metrics(
-            metrics.load_states(extra["metric_states"])
+            metrics.load_states(rt.metric_states)
         )  # while it runs: the latest values so far
-    start_at = extra.get("admitted_at") or extra.get("started_at")
-    if start_at and extra.get("ended_at") and T.TRANSITIONS.is_terminal(secondary):
+    start_at = rt.since
+    if start_at and rt.ended_at and T.TRANSITIONS.is_terminal(secondary):
         # As SageMaker: both only once the job has ended (billed from start to end).
-        seconds = max(
-            1, int((to_datetime(extra["ended_at"]) - to_datetime(start_at)).total_seconds())
-        )
+        seconds = max(1, int((to_datetime(rt.ended_at) - to_datetime(start_at)).total_seconds()))
         resources = job.spec.get("ResourceConfig") or {}
         groups = resources.get("InstanceGroups") or [resources]
         count = sum(int(g.get("InstanceCount", 1) or 1) for g in groups)

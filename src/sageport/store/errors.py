@@ -22,3 +22,28 @@ class StatusConflict(StoreError):
         super().__init__(f"{kind} {name}: expected status {expected!r}, found {actual!r}")
         self.expected = expected
         self.actual = actual
+
+
+class StaleState(StatusConflict):
+    """A compare-and-set write of runtime state found another status or record version.
+
+    A ``StatusConflict`` too: a caller that tolerates a concurrent status change tolerates
+    this one (the other writer won; read again).
+    """
+
+    def __init__(
+        self,
+        kind: str,
+        name: str,
+        expected: str | None,
+        expected_version: int,
+        actual: str | None,
+        actual_version: int,
+    ) -> None:
+        super().__init__(kind, name, expected, actual)
+        self.args = (
+            f"{kind} {name}: expected status {expected!r} at version {expected_version}, "
+            f"found {actual!r} at version {actual_version}",
+        )
+        self.expected_version = expected_version
+        self.actual_version = actual_version

@@ -15,7 +15,7 @@ from typing import Any, Literal
 from sqlalchemy import Connection, Row, and_, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from sageport.store.errors import DuplicateName, NotFound, StatusConflict
+from sageport.store.errors import DuplicateName, NotFound, StaleState, StatusConflict
 from sageport.store.tables import resources, status_history, tags
 
 SortKey = Literal["name", "creation_time", "status"]
@@ -34,7 +34,13 @@ class Resource:
     status_message: str | None
     created_at: datetime
     modified_at: datetime
-    extra: dict[str, Any]
+    state: dict[str, Any]
+    """Runtime state as stored (the ``extra`` column); read it through the kind's type."""
+
+    @property
+    def version(self) -> int:
+        """The record version of ``state`` (0 for rows written before versions existed)."""
+        return int(self.state.get("version") or 0)
 
 
 @dataclass(frozen=True)
@@ -83,7 +89,7 @@ def _resource(row: Row[Any]) -> Resource:
         status_message=m["status_message"],
         created_at=m["created_at"],
         modified_at=m["modified_at"],
-        extra=m["extra"],
+        state=m[resources.c.state],
     )
 
 
@@ -98,7 +104,7 @@ def create(
     status: str | None = None,
     status_message: str | None = None,
     secondary_status: str | None = None,
-    extra: dict[str, Any] | None = None,
+    state: dict[str, Any] | None = None,
 ) -> Resource:
     """Insert a resource; a first status is also the first history row.
 
@@ -114,7 +120,7 @@ def create(
         "status_message": status_message,
         "created_at": now,
         "modified_at": now,
-        "extra": extra or {},
+        "state": state or {},
     }
     # No savepoint (pysqlite's are unreliable): a violation aborts the caller's transaction,
     # which is what a failed Create* wants anyway.
@@ -144,7 +150,7 @@ def create(
         status_message=status_message,
         created_at=now,
         modified_at=now,
-        extra=extra or {},
+        state=state or {},
     )
 
 
@@ -241,18 +247,37 @@ def set_status(
     )
 
 
-def update_extra(
-    conn: Connection, kind: str, name: str, changes: dict[str, Any], now: datetime
+def write_state(
+    conn: Connection,
+    kind: str,
+    name: str,
+    state: dict[str, Any],
+    *,
+    expected_status: str | None,
+    expected_version: int,
+    now: datetime,
 ) -> Resource:
-    """Merge ``changes`` into the runtime state (``extra``); raises :class:`NotFound`."""
+    """Replace the runtime state, compare-and-set on status plus version; bumps ``version``.
+
+    Raises :class:`NotFound` for an unknown resource and :class:`StaleState` when the stored
+    status or version is not the one the caller read.
+    """
+    c = resources.c
+    current = c.status.is_(None) if expected_status is None else c.status == expected_status
+    stored_version = func.coalesce(c.state["version"].as_integer(), 0)
+    written = {**state, "version": expected_version + 1}
+    row = conn.execute(
+        update(resources)
+        .where(c.kind == kind, c.name == name, current, stored_version == expected_version)
+        .values(state=written, modified_at=now)
+        .returning(c.id)
+    ).first()
     found = get(conn, kind, name)
     if found is None:
         raise NotFound(f"{kind} {name}")
-    merged = {**found.extra, **changes}
-    conn.execute(
-        update(resources).where(resources.c.id == found.id).values(extra=merged, modified_at=now)
-    )
-    return Resource(**{**found.__dict__, "extra": merged, "modified_at": now})
+    if row is None:
+        raise StaleState(kind, name, expected_status, expected_version, found.status, found.version)
+    return found
 
 
 def history(conn: Connection, kind: str, name: str) -> list[HistoryEntry]:

@@ -2,8 +2,9 @@
 
 One generic ``resources`` table holds every SageMaker resource (models, endpoint configs, and
 later training jobs, processing jobs, endpoints): its ``spec`` is the validated request kept
-verbatim, ``status`` is nullable for resources that have none, and ``extra`` holds runtime
-state a resource kind adds (artifacts, failure reasons, host assignments). Status changes are
+verbatim, ``status`` is nullable for resources that have none, and ``extra`` (``c.state`` in
+Python) holds the runtime state a resource kind adds, as its typed record's JSON with a
+``version`` (``domain.runtime``: artifacts, failure reasons, host assignments). Status changes are
 rows in ``status_history`` so that ``SecondaryStatusTransitions`` can be read back. Tags are
 keyed by ARN because the Tag API addresses resources by ARN. Log events are numbered in
 ingestion order (``id``); that number is what the CloudWatch Logs tokens carry. Job access
@@ -70,7 +71,9 @@ resources = Table(
     Column("status_message", Text, nullable=True),
     Column("created_at", UtcDateTime, nullable=False),
     Column("modified_at", UtcDateTime, nullable=False),
-    Column("extra", JSON, nullable=False),
+    # Python calls it ``state`` (a kind's typed runtime record, with its ``version``); the SQL
+    # name stays ``extra`` so that databases written before keep working unchanged.
+    Column("extra", JSON, nullable=False, key="state"),
     UniqueConstraint("kind", "name", name="uq_resources_kind_name"),
     Index("ix_resources_kind_created", "kind", "created_at"),
     Index("ix_resources_kind_status", "kind", "status"),

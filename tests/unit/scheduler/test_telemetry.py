@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable, Iterator
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
@@ -87,13 +88,20 @@ def start_job(jobs: TrainingJobService, clock: FakeClock, name: str, gpus: list[
             "StoppingCondition": {"MaxRuntimeInSeconds": 3600},
         }
     )
-    jobs.move(name, S.STARTING, S.DOWNLOADING, extra={"grants": [{"gpus": gpus, "vcpus": 4.0}]})
+    jobs.move(
+        name,
+        S.STARTING,
+        S.DOWNLOADING,
+        runtime=lambda r: replace(r, grants=[{"gpus": gpus, "vcpus": 4.0}]),
+    )
     stream = f"{name}/algo-1-1"
     jobs.move(
         name,
         S.DOWNLOADING,
         S.TRAINING,
-        extra={"log_streams": {"algo-1": stream}, "started_at": clock.now().isoformat()},
+        runtime=lambda r: replace(
+            r, log_streams={"algo-1": stream}, started_at=clock.now().isoformat()
+        ),
     )
     return stream
 
@@ -125,9 +133,9 @@ def test_an_idle_gpu_job_gets_one_warning_in_its_log_and_record(
     stream = start_job(jobs, clock, "idle", [2])
     runner = make_runner(jobs, sampler, logs, clock)
     run_for(runner, clock, 50)
-    assert "gpu_idle_warning" not in jobs.get("idle").extra  # the window has not passed yet
+    assert "gpu_idle_warning" not in jobs.get("idle").state  # the window has not passed yet
     run_for(runner, clock, 60)
-    extra = jobs.get("idle").extra
+    extra = jobs.get("idle").state
     assert "idle for the first 60 s" in extra["gpu_idle_warning"]
     warnings = [line for line in logs.tail(LOG_GROUP, stream, 50) if "WARNING" in line]
     assert len(warnings) == 1
@@ -145,7 +153,7 @@ def test_a_job_that_uses_its_gpu_gets_no_warning_and_a_summary(
     sampler.load = {0: (97, 12_000), 1: (0, 11_000)}
     runner = make_runner(jobs, sampler, logs, clock)
     run_for(runner, clock, 120)
-    extra = jobs.get("busy").extra
+    extra = jobs.get("busy").state
     assert "gpu_idle_warning" not in extra
     summary = summarize(extra["gpu_telemetry"])
     assert [s["gpu"] for s in summary] == [0, 1]
@@ -162,7 +170,7 @@ def test_gpu_memory_alone_counts_as_use(
     start_job(jobs, clock, "loading", [3])
     sampler.load = {3: (0, 2048)}  # weights loaded, kernels not yet running
     run_for(make_runner(jobs, sampler, logs, clock), clock, 90)
-    assert "gpu_idle_warning" not in jobs.get("loading").extra
+    assert "gpu_idle_warning" not in jobs.get("loading").state
 
 
 def test_a_vanished_gpu_is_a_note_not_a_crash(
@@ -178,7 +186,7 @@ def test_a_vanished_gpu_is_a_note_not_a_crash(
     run_for(runner, clock, 10)
     sampler.broken = True
     run_for(runner, clock, 10)
-    notes = jobs.get("vanish").extra["gpu_telemetry"]["notes"]
+    notes = jobs.get("vanish").state["gpu_telemetry"]["notes"]
     assert any(n.startswith("GPU 1 did not answer NVML") and "Xid" in n for n in notes)
     assert any("GPU sampling failed" in n and "NVML" in n for n in notes)
     assert jobs.get("vanish").status == S.TRAINING.value
@@ -193,8 +201,8 @@ def test_sampling_waits_for_the_interval_and_skips_jobs_without_gpus(
     start_job(jobs, clock, "gpu", [0])
     runner = make_runner(jobs, sampler, logs, clock)
     run_for(runner, clock, 20, step=1.0)  # 21 ticks, one reading per 5 s
-    assert "gpu_telemetry" not in jobs.get("nogpu").extra
-    assert len(jobs.get("gpu").extra["gpu_telemetry"]["points"]) == 5
+    assert "gpu_telemetry" not in jobs.get("nogpu").state
+    assert len(jobs.get("gpu").state["gpu_telemetry"]["points"]) == 5
 
 
 def test_the_series_stays_bounded(jobs: TrainingJobService, db: Database, clock: FakeClock) -> None:
@@ -203,7 +211,7 @@ def test_the_series_stays_bounded(jobs: TrainingJobService, db: Database, clock:
     config = TelemetryConfig(interval_s=1, idle_window_s=10_000, max_points=16)
     runner = TelemetryRunner(jobs, ScriptedSampler(), logs, clock, config)
     run_for(runner, clock, 100, step=1.0)
-    points = jobs.get("long").extra["gpu_telemetry"]["points"]
+    points = jobs.get("long").state["gpu_telemetry"]["points"]
     assert 8 <= len(points) <= 16
     assert points[-1][0] > points[0][0] + 80  # thinned across the run, not truncated
     assert datetime.fromtimestamp(points[0][0]).year == 2026
@@ -216,7 +224,7 @@ def test_no_warning_when_switched_off(
     start_job(jobs, clock, "fake", [0])
     config = TelemetryConfig(interval_s=5, idle_window_s=10, warn_idle=False)
     run_for(TelemetryRunner(jobs, ScriptedSampler(), logs, clock, config), clock, 60)
-    assert "gpu_idle_warning" not in jobs.get("fake").extra
+    assert "gpu_idle_warning" not in jobs.get("fake").state
 
 
 def test_a_vanished_gpu_is_said_once_in_the_log_and_the_status_message(
@@ -259,7 +267,7 @@ def test_the_pre_flight_probe_on_a_gpu_is_not_use(
     config = TelemetryConfig(interval_s=5, idle_window_s=60)
     runner = TelemetryRunner(jobs, ProbeThenIdle(), logs, clock, config, is_probe=Probes())
     run_for(runner, clock, 70)
-    assert "idle for the first 60 s" in jobs.get("probed").extra["gpu_idle_warning"]
+    assert "idle for the first 60 s" in jobs.get("probed").state["gpu_idle_warning"]
 
 
 def test_processing_jobs_are_watched_too(db: Database, clock: FakeClock, tmp_path: Path) -> None:
@@ -284,13 +292,17 @@ def test_processing_jobs_are_watched_too(db: Database, clock: FakeClock, tmp_pat
             },
         }
     )
-    processing.move("proc", S.STARTING, S.DOWNLOADING, extra={"grants": [{"gpus": [3]}]})
+    processing.move(
+        "proc", S.STARTING, S.DOWNLOADING, runtime=lambda r: replace(r, grants=[{"gpus": [3]}])
+    )
     stream = "proc/algo-1-1"
     processing.move(
         "proc",
         S.DOWNLOADING,
         S.TRAINING,
-        extra={"log_streams": {"algo-1": stream}, "started_at": clock.now().isoformat()},
+        runtime=lambda r: replace(
+            r, log_streams={"algo-1": stream}, started_at=clock.now().isoformat()
+        ),
     )
     logs = LogService(db, clock)
     watched = [
@@ -298,7 +310,7 @@ def test_processing_jobs_are_watched_too(db: Database, clock: FakeClock, tmp_pat
     ]
     config = TelemetryConfig(interval_s=5, idle_window_s=30)
     run_for(TelemetryRunner(watched, ScriptedSampler(), logs, clock, config), clock, 40)
-    extra = processing.get("proc").extra
+    extra = processing.get("proc").state
     assert {p[1] for p in extra["gpu_telemetry"]["points"]} == {3}
     assert "idle for the first 30 s" in extra["gpu_idle_warning"]
     warnings = logs.tail(ProcessingKind.log_group, stream, 10)

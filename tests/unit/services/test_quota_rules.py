@@ -44,7 +44,7 @@ def _endpoint(
             spec={"EndpointName": name, "EndpointConfigName": config},
             now=clock.now(),
             status=status,
-            extra={"config": config, **extra},
+            state={"config": config, **extra},
         )
 
 

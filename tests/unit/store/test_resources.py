@@ -4,10 +4,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from sqlalchemy import text
 
 from sageport.store import resources, tags
-from sageport.store.database import Database
-from sageport.store.errors import DuplicateName, NotFound, StatusConflict
+from sageport.store.database import Connection, Database
+from sageport.store.errors import DuplicateName, NotFound, StaleState, StatusConflict
 from sageport.store.resources import ResourceFilter
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -118,16 +119,74 @@ def test_set_status_is_compare_and_set_with_history(db: Database) -> None:
     ]
 
 
-def test_update_extra_merges(db: Database) -> None:
+def _merge(conn: Connection, name: str, changes: dict[str, Any]) -> resources.Resource:
+    found = resources.get(conn, "TrainingJob", name)
+    assert found is not None
+    return resources.write_state(
+        conn,
+        "TrainingJob",
+        name,
+        {**found.state, **changes},
+        expected_status=found.status,
+        expected_version=found.version,
+        now=T0,
+    )
+
+
+def test_write_state_bumps_the_version(db: Database) -> None:
     _make(db, "job")
     with db.begin() as conn:
-        resources.update_extra(conn, "TrainingJob", "job", {"a": 1}, T0)
-        updated = resources.update_extra(conn, "TrainingJob", "job", {"b": 2}, T0)
-    assert updated.extra == {"a": 1, "b": 2}
+        _merge(conn, "job", {"a": 1})
+        updated = _merge(conn, "job", {"b": 2})
+    assert updated.state == {"a": 1, "b": 2, "version": 2}
     with db.begin() as conn:
         found = resources.get(conn, "TrainingJob", "job")
     assert found is not None
-    assert found.extra == {"a": 1, "b": 2}
+    assert found.state == {"a": 1, "b": 2, "version": 2}
+    assert found.version == 2
+
+
+def test_write_state_is_compare_and_set_on_status_and_version(db: Database) -> None:
+    _make(db, "job")
+    with db.begin() as conn:
+        found = resources.get(conn, "TrainingJob", "job")
+        assert found is not None
+        assert found.version == 0
+        resources.write_state(
+            conn,
+            "TrainingJob",
+            "job",
+            {"a": 1},
+            expected_status=found.status,
+            expected_version=0,
+            now=T0,
+        )
+    # a writer that read version 0 lost the race
+    with db.begin() as conn, pytest.raises(StaleState):
+        resources.write_state(
+            conn,
+            "TrainingJob",
+            "job",
+            {"a": 2},
+            expected_status=found.status,
+            expected_version=0,
+            now=T0,
+        )
+    # and one that read another status
+    with db.begin() as conn, pytest.raises(StatusConflict):
+        resources.write_state(
+            conn,
+            "TrainingJob",
+            "job",
+            {"a": 2},
+            expected_status="Elsewhere",
+            expected_version=1,
+            now=T0,
+        )
+    with db.begin() as conn:
+        stored = resources.get(conn, "TrainingJob", "job")
+    assert stored is not None
+    assert stored.state == {"a": 1, "version": 1}
 
 
 def test_delete_removes_history_and_tags(db: Database) -> None:
@@ -140,3 +199,23 @@ def test_delete_removes_history_and_tags(db: Database) -> None:
         assert tags.list_tags(conn, "arn:job/job") == []
         with pytest.raises(NotFound):
             resources.delete_resource(conn, "TrainingJob", "job")
+
+
+def test_a_row_written_before_versions_loads(db: Database) -> None:
+    """The SQL column is still ``extra``; a row without ``version`` reads as version 0."""
+    _make(db, "old", status="InProgress")
+    with db.begin() as conn:
+        conn.execute(
+            text("UPDATE resources SET extra = :extra WHERE name = 'old'"),
+            {"extra": '{"grants": [{"gpus": [0]}], "stop_reason": "max_runtime"}'},
+        )
+    with db.read() as conn:
+        found = resources.get(conn, "TrainingJob", "old")
+    assert found is not None
+    assert found.state == {"grants": [{"gpus": [0]}], "stop_reason": "max_runtime"}
+    assert found.version == 0
+    with db.begin() as conn:
+        _merge(conn, "old", {"ended_at": "t"})
+        stored = resources.get(conn, "TrainingJob", "old")
+    assert stored is not None
+    assert stored.version == 1
