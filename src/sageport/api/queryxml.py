@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qs
 from xml.etree import ElementTree as ET
 
-from botocore.model import ListShape, MapShape, OperationModel, Shape, StructureShape
+from botocore.model import OperationModel, Shape
 
-from sageport.api.s3xml import iso8601, xml_safe
+from sageport.api.s3xml import fill, xml_safe
 from sageport.errors import AwsError
 
 
@@ -102,7 +101,7 @@ def response_xml(
     shape = op.output_shape
     if shape is not None:
         wrapper = shape.serialization.get("resultWrapper", f"{op.name}Result")
-        _fill(ET.SubElement(root, wrapper), shape, result)
+        fill(ET.SubElement(root, wrapper), shape, result)
     metadata = ET.SubElement(root, "ResponseMetadata")
     ET.SubElement(metadata, "RequestId").text = request_id
     return ET.tostring(root)
@@ -117,34 +116,3 @@ def error_xml(namespace: str, err: AwsError, code: str, request_id: str) -> byte
     ET.SubElement(error, "Message").text = xml_safe(err.message)
     ET.SubElement(root, "RequestId").text = request_id
     return ET.tostring(root)
-
-
-def _fill(elem: ET.Element, shape: Shape, value: Any) -> None:
-    if isinstance(shape, StructureShape):
-        for name, member in shape.members.items():
-            v = value.get(name)
-            if v is not None:
-                _append(elem, member.serialization.get("name", name), member, v)
-    elif isinstance(shape, ListShape):
-        item = shape.member.serialization.get("name", "member")
-        for v in value:
-            _append(elem, item, shape.member, v)
-    elif isinstance(shape, MapShape):
-        for k, v in value.items():
-            entry = ET.SubElement(elem, "entry")
-            _append(entry, shape.key.serialization.get("name", "key"), shape.key, k)
-            _append(entry, shape.value.serialization.get("name", "value"), shape.value, v)
-    elif shape.type_name == "boolean":
-        elem.text = "true" if value else "false"
-    elif shape.type_name == "timestamp" and isinstance(value, datetime):
-        elem.text = iso8601(value)
-    else:
-        elem.text = xml_safe(str(value))
-
-
-def _append(parent: ET.Element, tag: str, shape: Shape, value: Any) -> None:
-    if isinstance(shape, ListShape) and shape.serialization.get("flattened"):
-        for item in value:
-            _append(parent, tag, shape.member, item)
-        return
-    _fill(ET.SubElement(parent, tag), shape, value)

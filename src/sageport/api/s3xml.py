@@ -152,10 +152,12 @@ def _append(parent: ET.Element, tag: str, shape: Shape, value: Any) -> None:
             _append(parent, tag, shape.member, item)
         return
     elem = ET.SubElement(parent, tag)
-    _fill(elem, shape, value)
+    fill(elem, shape, value)
 
 
-def _fill(elem: ET.Element, shape: Shape, value: Any) -> None:
+def fill(elem: ET.Element, shape: Shape, value: Any) -> None:
+    """``value``'s body members under ``elem``, as ``shape`` names and spells them; the REST-XML
+    (S3) and query (STS, IAM) protocols share this form (maps only occur in the latter)."""
     if isinstance(shape, StructureShape):
         for name, member in shape.members.items():
             v = value.get(name)
@@ -167,7 +169,10 @@ def _fill(elem: ET.Element, shape: Shape, value: Any) -> None:
         for v in value:
             _append(elem, item, shape.member, v)
     elif isinstance(shape, MapShape):
-        raise TypeError("S3 output has no XML maps")
+        for k, v in value.items():
+            entry = ET.SubElement(elem, "entry")
+            _append(entry, shape.key.serialization.get("name", "key"), shape.key, k)
+            _append(entry, shape.value.serialization.get("name", "value"), shape.value, v)
     else:
         elem.text = _text(shape, value)
 
@@ -175,7 +180,7 @@ def _fill(elem: ET.Element, shape: Shape, value: Any) -> None:
 def to_xml(root: str, shape: Shape, value: Mapping[str, Any]) -> bytes:
     """``value`` as an S3 XML document rooted at ``root`` (body members of ``shape`` only)."""
     elem = ET.Element(root, xmlns=S3_NS)
-    _fill(elem, shape, value)
+    fill(elem, shape, value)
     # us-ascii output (non-ASCII as character references) never carries its own declaration
     return b'<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(elem)
 
