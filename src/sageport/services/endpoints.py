@@ -303,6 +303,11 @@ class EndpointService(StatusRecords[EndpointStatus]):
     def config(self, name: str) -> Resource:
         return self._configs.get(name)
 
+    @staticmethod
+    def status_of(endpoint: Resource) -> EndpointStatus:
+        """:func:`status_of` (``scheduler.records.EndpointRecords`` asks for it)."""
+        return status_of(endpoint)
+
 
 def status_of(endpoint: Resource) -> EndpointStatus:
     """An endpoint's status; every endpoint has one from the moment it is created."""
