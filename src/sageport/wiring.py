@@ -45,7 +45,7 @@ from sageport.services.models import ModelService
 from sageport.services.processing import ProcessingJobService
 from sageport.services.tags import TagService
 from sageport.services.training import TrainingJobService
-from sageport.serving.router import Router
+from sageport.serving.router import TrafficRouter
 from sageport.serving.upstream import UpstreamPool
 from sageport.settings import Settings
 from sageport.storage.objectstore import open_object_store
@@ -170,7 +170,7 @@ def build_services(
     models = ModelService(db, clock, settings)
     configs = EndpointConfigService(db, clock, settings)
     endpoints = EndpointService(db, clock, settings, configs, admission, wake=wakeup.ring)
-    router = Router()
+    router = TrafficRouter()
     upstream = UpstreamPool()
     endpoint_runner = EndpointRunner(
         endpoints,

@@ -37,10 +37,10 @@ from sageport.api.handlers import (
     tags,
     training,
 )
+from sageport.api.invocations import RuntimeProtocol
 from sageport.api.jsonproto import JsonProtocol
 from sageport.api.protocol import WireProtocol
 from sageport.api.query import IamProtocol, StsProtocol, query_action
-from sageport.api.runtime import RuntimeProtocol
 from sageport.api.s3 import S3Protocol
 from sageport.api.service_models import ServiceModels
 from sageport.api.validate import Validator
@@ -60,7 +60,7 @@ STS_MODULES = (sts,)
 IAM_MODULES = (iam,)
 
 
-class Router:
+class ProtocolRouter:
     """Holds the protocols and picks one per request."""
 
     def __init__(self, services: Services) -> None:
@@ -181,7 +181,7 @@ def create_app(
     svc = services
     keys = svc.keys  # credentials.json and the live job keys
     verifier = Verifier(keys, settings.max_clock_skew_seconds)
-    router = Router(svc)
+    router = ProtocolRouter(svc)
     confinement = Confinement(settings.region)
 
     runtime = router.runtime

@@ -15,7 +15,9 @@ from sageport.api.service_models import ServiceModels
 # S3 and the runtime are not dispatch-table driven (REST protocols); their implemented
 # operations are listed by their protocol modules.
 OTHER_SERVICES: dict[str, tuple[str, ...]] = {
-    "sagemaker-runtime": ("InvokeEndpoint",),  # api/runtime.py: POST /endpoints/<name>/invocations
+    "sagemaker-runtime": (
+        "InvokeEndpoint",
+    ),  # api/invocations.py: POST /endpoints/<name>/invocations
 }
 
 

@@ -66,7 +66,7 @@ TORCH_DISTRIBUTED_HINT = (
 )
 
 
-class Launcher(enum.Enum):
+class FrameworkLauncher(enum.Enum):
     """What starts the user script on each host."""
 
     PROCESS = "process"
@@ -98,7 +98,7 @@ def choose(
     user: Mapping[str, Any],
     host_count: int,
     num_gpus: int,
-) -> tuple[Launcher, list[str]]:
+) -> tuple[FrameworkLauncher, list[str]]:
     """The launcher for the framework hyperparameters, with notes for the job log; a
     ``ContractError`` for an option sageport does not start (see the module's table)."""
     mp = user.get(MP_PARAMETERS)
@@ -138,7 +138,7 @@ def choose(
                 f"{TORCH_DISTRIBUTED_HINT}, or for TensorFlow "
                 "distribution={'multi_worker_mirrored_strategy': {'enabled': True}}."
             )
-        return Launcher.PROCESS, [
+        return FrameworkLauncher.PROCESS, [
             "sageport: distribution mpi with one process in all: the script runs as one "
             "process, as `mpirun -np 1` would run it"
         ]
@@ -150,23 +150,23 @@ def choose(
                 "does not do. Use distribution={'multi_worker_mirrored_strategy': "
                 "{'enabled': True}} (TF_CONFIG for every instance, which sageport sets)."
             )
-        return Launcher.PROCESS, [
+        return FrameworkLauncher.PROCESS, [
             "sageport: distribution parameter_server on one instance: no parameter server is "
             "started, as the SageMaker TensorFlow container does"
         ]
     if _on(framework, TORCH_DISTRIBUTED):
-        return Launcher.TORCHRUN, []
+        return FrameworkLauncher.TORCHRUN, []
     if _on(framework, MWMS):
-        return Launcher.TF_CONFIG, []
-    return Launcher.PROCESS, []
+        return FrameworkLauncher.TF_CONFIG, []
+    return FrameworkLauncher.PROCESS, []
 
 
-def wanted_ports(launcher: Launcher, host_count: int, pytorch: bool) -> list[int]:
+def wanted_ports(launcher: FrameworkLauncher, host_count: int, pytorch: bool) -> list[int]:
     """The ports the containers use (the caller swaps any taken here for free ones): the
     PyTorch master port (every PyTorch container sets MASTER_PORT), one per TF worker."""
-    if launcher is Launcher.TF_CONFIG:
+    if launcher is FrameworkLauncher.TF_CONFIG:
         return [MWMS_PORT + i for i in range(host_count)]
-    if launcher is Launcher.TORCHRUN or pytorch:
+    if launcher is FrameworkLauncher.TORCHRUN or pytorch:
         return [TORCH_MASTER_PORT]
     return []
 

@@ -43,7 +43,7 @@ from sageport.services.endpoints import EndpointService, status_of
 from sageport.services.logs import LogService
 from sageport.services.models import ModelService
 from sageport.serving.config import LOAD_FAILED_EXIT
-from sageport.serving.router import Replica, Router, Routes, Variant
+from sageport.serving.router import Replica, Routes, TrafficRouter, Variant
 from sageport.serving.upstream import UpstreamPool
 from sageport.storage.objectstore import ObjectStore
 from sageport.store.errors import NotFound
@@ -68,7 +68,7 @@ class EndpointCore:
         backend: Backend,
         allocator: Allocator,
         catalog: Catalog,
-        router: Router,
+        router: TrafficRouter,
         pool: UpstreamPool,
         clock: Clock,
         config: EndpointRunnerConfig,

@@ -29,7 +29,7 @@ from sageport.runtime.paths import HostPaths, command_channel_files, make_tree, 
 from sageport.runtime.preflight import frameworks_for, preflight_argv
 from sageport.runtime.process_env import ServerAccess, base_env, gpu_env
 from sageport.scheduler.allocator import HostGrant, grant_notes
-from sageport.scheduler.launchers import check_distribution, host_launch
+from sageport.scheduler.distributed_commands import check_distribution, host_launch
 from sageport.scheduler.ports import PortBook
 from sageport.storage.objectstore import ObjectStore
 from sageport.storage.transfer import (

@@ -20,7 +20,7 @@ from sageport.services.models import ModelService
 from sageport.services.processing import ProcessingJobService
 from sageport.services.tags import TagService
 from sageport.services.training import TrainingJobService
-from sageport.serving.router import Router
+from sageport.serving.router import TrafficRouter
 from sageport.serving.upstream import UpstreamPool
 from sageport.settings import Settings
 from sageport.storage.objectstore import ObjectStore
@@ -52,7 +52,7 @@ class Services:
     training: TrainingJobService
     processing: ProcessingJobService
     endpoints: EndpointService
-    router: Router
+    router: TrafficRouter
     upstream: UpstreamPool
     background: Background
     """The scheduler loop: started when the server starts, stopped when it stops."""

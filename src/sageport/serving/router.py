@@ -44,7 +44,7 @@ class NoRoute(Exception):
         self.detail = detail
 
 
-class Router:
+class TrafficRouter:
     def __init__(self, rng: random.Random | None = None) -> None:
         self._routes: dict[str, Routes] = {}
         self._rng = rng or random.Random()

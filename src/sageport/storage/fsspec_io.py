@@ -10,8 +10,8 @@ differ in the one property the object store depends on: when a written file beco
   so a body is written to a temporary file under ``.sageport/tmp`` and moved into place
   (a rename on disk; an atomic dict assignment in memory).
 
-:class:`Backend` hides that difference behind :meth:`Backend.writer`, :meth:`Backend.write_small`
-and :meth:`Backend.copy`. Every method is blocking; the store calls them on worker threads.
+:class:`RootedFilesystem` hides that difference behind its ``writer``, ``write_small``
+and ``copy``. Every method is blocking; the store calls them on worker threads.
 
 fsspec, and the backend's own package (s3fs for ``s3://``), are imported only when such a
 store is opened, so ``pip install sageport`` needs neither.
@@ -86,7 +86,7 @@ def modified(info: Mapping[str, Any]) -> datetime | None:
 class Writer:
     """A file being written: bytes go in with :meth:`write`; it appears at :meth:`commit`."""
 
-    def __init__(self, backend: Backend, path: str) -> None:
+    def __init__(self, backend: RootedFilesystem, path: str) -> None:
         self._backend = backend
         self.path = path
         self._direct = backend.object_store
@@ -165,7 +165,7 @@ class Reader:
             self._fh.close()
 
 
-class Backend:
+class RootedFilesystem:
     """An fsspec filesystem rooted at ``root``, with atomic writes however it makes them."""
 
     def __init__(self, fs: Any, root: str) -> None:

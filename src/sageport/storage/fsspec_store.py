@@ -40,7 +40,7 @@ from typing import Any, TypeVar
 from sageport.errors import BucketAlreadyOwnedByYou, BucketNotEmpty, NoSuchBucket, NoSuchKey
 from sageport.storage import files
 from sageport.storage import keys as keymap
-from sageport.storage.fsspec_io import CHUNK, SYSTEM, Backend, Reader, Writer, ident
+from sageport.storage.fsspec_io import CHUNK, SYSTEM, Reader, RootedFilesystem, Writer, ident
 from sageport.storage.fsspec_records import (
     Sums,
     decode_plain,
@@ -76,7 +76,7 @@ class FsspecObjectStore(MultipartUploads):
     uploads: :class:`~.multipart.MultipartUploads` over :class:`~.fsspec_uploads.FsspecUploads`)."""
 
     def __init__(self, fs: Any, root: str, region: str = "us-east-1") -> None:
-        self.io = Backend(fs, root)
+        self.io = RootedFilesystem(fs, root)
         self.region = region
         self._suffix = "" if self.io.object_store else DATA_SUFFIX
         self.uploads_space = FsspecUploads(self)

@@ -17,15 +17,21 @@ def _choose(framework: dict[str, Any], hosts: int = 1, gpus: int = 0, **user: An
 
 
 def test_no_distribution_is_a_plain_process() -> None:
-    assert _choose({}) == (D.Launcher.PROCESS, [])
-    assert _choose({"sagemaker_instance_type": "ml.m5.xlarge"}, hosts=4) == (D.Launcher.PROCESS, [])
+    assert _choose({}) == (D.FrameworkLauncher.PROCESS, [])
+    assert _choose({"sagemaker_instance_type": "ml.m5.xlarge"}, hosts=4) == (
+        D.FrameworkLauncher.PROCESS,
+        [],
+    )
     # an option the SDK switched off explicitly is off
-    assert _choose({D.SMDATAPARALLEL: False, D.TORCH_DISTRIBUTED: True})[0] is D.Launcher.TORCHRUN
+    assert (
+        _choose({D.SMDATAPARALLEL: False, D.TORCH_DISTRIBUTED: True})[0]
+        is D.FrameworkLauncher.TORCHRUN
+    )
 
 
 def test_torch_distributed_and_mwms_are_started() -> None:
-    assert _choose({D.TORCH_DISTRIBUTED: True}, hosts=2)[0] is D.Launcher.TORCHRUN
-    assert _choose({D.MWMS: True}, hosts=3)[0] is D.Launcher.TF_CONFIG
+    assert _choose({D.TORCH_DISTRIBUTED: True}, hosts=2)[0] is D.FrameworkLauncher.TORCHRUN
+    assert _choose({D.MWMS: True}, hosts=3)[0] is D.FrameworkLauncher.TF_CONFIG
 
 
 @pytest.mark.parametrize(
@@ -52,13 +58,13 @@ def test_what_is_not_started_is_refused_saying_what_to_use(
 
 def test_one_process_in_all_runs_plainly_with_a_note() -> None:
     launcher, notes = _choose({D.MPI: True})
-    assert launcher is D.Launcher.PROCESS
+    assert launcher is D.FrameworkLauncher.PROCESS
     assert "one process" in notes[0]
     launcher, notes = _choose({D.PARAMETER_SERVER: True})
-    assert launcher is D.Launcher.PROCESS
+    assert launcher is D.FrameworkLauncher.PROCESS
     assert "no parameter server" in notes[0]
     # an empty mp_parameters is no model parallelism (the toolkit's `mp != "{}"`)
-    assert _choose({}, mp_parameters="{}")[0] is D.Launcher.PROCESS
+    assert _choose({}, mp_parameters="{}")[0] is D.FrameworkLauncher.PROCESS
 
 
 def test_processes_per_host_follow_the_toolkit() -> None:
@@ -115,10 +121,10 @@ def test_torch_env_uses_the_loopback_every_instance_shares() -> None:
 def test_addresses_and_ports() -> None:
     assert D.address("algo-2", sandbox=True) == "algo-2"
     assert D.address("algo-2", sandbox=False) == "127.0.0.1"
-    assert D.wanted_ports(D.Launcher.TORCHRUN, 3, pytorch=False) == [7777]
-    assert D.wanted_ports(D.Launcher.PROCESS, 3, pytorch=True) == [7777]
-    assert D.wanted_ports(D.Launcher.PROCESS, 3, pytorch=False) == []
-    assert D.wanted_ports(D.Launcher.TF_CONFIG, 3, pytorch=False) == [8890, 8891, 8892]
+    assert D.wanted_ports(D.FrameworkLauncher.TORCHRUN, 3, pytorch=False) == [7777]
+    assert D.wanted_ports(D.FrameworkLauncher.PROCESS, 3, pytorch=True) == [7777]
+    assert D.wanted_ports(D.FrameworkLauncher.PROCESS, 3, pytorch=False) == []
+    assert D.wanted_ports(D.FrameworkLauncher.TF_CONFIG, 3, pytorch=False) == [8890, 8891, 8892]
 
 
 def test_tf_config_names_every_worker_and_this_ones_index() -> None:

@@ -7,7 +7,7 @@ from collections import Counter
 
 import pytest
 
-from sageport.serving.router import NoRoute, Replica, Router, Routes, Variant
+from sageport.serving.router import NoRoute, Replica, Routes, TrafficRouter, Variant
 
 
 def routes(weight_a: float = 1.0, weight_b: float = 0.0) -> Routes:
@@ -21,7 +21,7 @@ def routes(weight_a: float = 1.0, weight_b: float = 0.0) -> Routes:
 
 
 def test_weights_decide_the_variant_and_target_variant_overrides() -> None:
-    router = Router(random.Random(0))
+    router = TrafficRouter(random.Random(0))
     router.set("ep", routes(1.0, 0.0))
     assert {router.pick("ep")[0].name for _ in range(50)} == {"A"}
     router.set("ep", routes(0.0, 1.0))
@@ -36,7 +36,7 @@ def test_weights_decide_the_variant_and_target_variant_overrides() -> None:
 
 
 def test_least_outstanding_then_random_ties() -> None:
-    router = Router(random.Random(0))
+    router = TrafficRouter(random.Random(0))
     router.set("ep", routes())
     _, first = router.pick("ep")
     first.outstanding += 1
@@ -48,7 +48,7 @@ def test_least_outstanding_then_random_ties() -> None:
 def test_republishing_keeps_in_flight_counts_exact() -> None:
     """A request in flight decrements the replica it incremented; republishing (a weight
     change) must hand the router that same object, or the count would never come back down."""
-    router = Router(random.Random(0))
+    router = TrafficRouter(random.Random(0))
     router.set("ep", routes())
     _, busy = router.pick("ep")
     busy.outstanding += 1
@@ -62,7 +62,7 @@ def test_republishing_keeps_in_flight_counts_exact() -> None:
 
 
 def test_no_ready_instance_is_not_ready_and_an_unknown_endpoint_missing() -> None:
-    router = Router()
+    router = TrafficRouter()
     router.set("ep", Routes("Creating", [Variant("A", 1.0, [])]))
     with pytest.raises(NoRoute) as exc:
         router.pick("ep")

@@ -80,22 +80,22 @@ def host_launch(
             f"sageport: port(s) {', '.join(map(str, wanted))} taken on this machine; "
             f"this job uses {', '.join(map(str, got))}"
         )
-    if len(hosts) > 1 and not sandbox and launcher is not D.Launcher.PROCESS:
+    if len(hosts) > 1 and not sandbox and launcher is not D.FrameworkLauncher.PROCESS:
         notes.append(
             "sageport: without a sandbox the instances' names (algo-N) do not resolve; "
             f"they are reached at {D.LOOPBACK}"
         )
     env: dict[str, str] = {}
-    if launcher is D.Launcher.TORCHRUN or (pytorch and got):
+    if launcher is D.FrameworkLauncher.TORCHRUN or (pytorch and got):
         env.update(D.torch_env(D.address(hosts[0], sandbox), got[0]))
-    if launcher is D.Launcher.TF_CONFIG:
+    if launcher is D.FrameworkLauncher.TF_CONFIG:
         workers = [f"{D.address(h, sandbox)}:{p}" for h, p in zip(hosts, got, strict=True)]
         env["TF_CONFIG"] = D.tf_config(hosts, host, workers)
         notes.append(
             f"sageport: distribution multi_worker_mirrored_strategy: TF_CONFIG={env['TF_CONFIG']}"
         )
     argv: list[str] | None = None
-    if launcher is D.Launcher.TORCHRUN:
+    if launcher is D.FrameworkLauncher.TORCHRUN:
         name = validate_entry_point(program)
         argv = D.torchrun_argv(
             runtime.python,

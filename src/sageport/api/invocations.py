@@ -1,6 +1,6 @@
 """SageMaker Runtime (REST-JSON): ``POST /endpoints/<name>/invocations``.
 
-The request is routed by the in-memory :class:`~sageport.serving.router.Router` (variant by
+The request is routed by the in-memory :class:`~sageport.serving.router.TrafficRouter` (variant by
 weight or ``TargetVariant``, instance by least outstanding requests) and forwarded over a
 keep-alive connection to that instance's model server. Errors are the ones real SageMaker
 returns: ``ValidationError`` for an unknown endpoint, ``ModelNotReadyException`` while it
@@ -22,7 +22,7 @@ from sageport.api.auth import AuthFailure
 from sageport.api.dispatch import RequestContext
 from sageport.api.jsonproto import json_auth_error
 from sageport.errors import AwsError
-from sageport.serving.router import NoRoute, Router
+from sageport.serving.router import NoRoute, TrafficRouter
 from sageport.serving.upstream import UpstreamError, UpstreamPool
 
 MAX_BODY = 6 * 1024 * 1024
@@ -76,7 +76,7 @@ class ModelError(AwsError):
 class RuntimeProtocol:
     signs_body = True
 
-    def __init__(self, router: Router, pool: UpstreamPool, endpoint_status: Any) -> None:
+    def __init__(self, router: TrafficRouter, pool: UpstreamPool, endpoint_status: Any) -> None:
         self.router = router
         self.pool = pool
         #: name → status or None, for endpoints the router does not know (rare path)
