@@ -30,7 +30,8 @@ QUOTA_FIELDS = (
 
 
 def default_data_dir() -> Path:
-    """``$SAGEPORT_HOME`` or ``~/.sageport`` (DESIGN.md fixes this)."""
+    """``$SAGEPORT_HOME`` or ``~/.sageport``: one folder per user, so that two users of a
+    shared box never share a database or an object store by default."""
     home = os.environ.get("SAGEPORT_HOME")
     return Path(home) if home else Path.home() / ".sageport"
 

@@ -3,7 +3,8 @@
 The scheduler speaks only this interface; ``local`` runs hosts as processes on this machine,
 ``fake`` scripts them for tests, and a Ray backend can follow. Everything that crosses the
 interface is plain data that survives a JSON round trip, because the scheduler stores handles
-in the database and must re-adopt running hosts after the server restarts.
+in the database and, after the server restarts, goes on polling the hosts it started (a handle
+is all ``poll``, ``terminate`` and ``read_log`` need; nothing is re-registered).
 
 The files a launcher keeps in ``run_dir`` are part of this contract (the launcher is
 stdlib-only and cannot import this module, so the names are repeated there):
@@ -212,10 +213,6 @@ class Backend(Protocol):
 
     def kill(self, handle: HostHandle) -> None:
         """SIGKILL the user's whole process group now."""
-        ...
-
-    def adopt(self, handle: HostHandle) -> bool:
-        """After a server restart: is this host's launcher still running?"""
         ...
 
     def read_log(self, handle: HostHandle, offset: int) -> tuple[list[LogRecord], int]:

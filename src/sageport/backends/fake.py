@@ -69,10 +69,6 @@ class FakeBackend:
         if host.exit is None:
             host.exit = ExitInfo(128 + signal.SIGKILL, signal.SIGKILL, self.now)
 
-    def adopt(self, handle: HostHandle) -> bool:
-        host = self.hosts.get(handle.launcher_pid)
-        return host is not None and host.exit is None
-
     def read_log(self, handle: HostHandle, offset: int) -> tuple[list[LogRecord], int]:
         """Offsets count records here, not bytes; callers treat them as opaque."""
         log = self._host(handle).log

@@ -227,7 +227,10 @@ class LocalBackend:
             # Not started yet (or bwrap still setting up): the launcher's group holds it all.
             _signal_group(handle.launcher_pid, signal.SIGKILL)
 
-    def adopt(self, handle: HostHandle) -> bool:
+    def launcher_alive(self, handle: HostHandle) -> bool:
+        """Whether the host's launcher still runs, for a handle an earlier server process
+        started too. Not part of :class:`Backend`: the scheduler needs only ``poll`` (the
+        launcher records the exit before it exits); this is for checks that nothing lingers."""
         return self._launcher_alive(handle)
 
     def read_log(self, handle: HostHandle, offset: int) -> tuple[list[LogRecord], int]:

@@ -1,7 +1,7 @@
 """The schema, as SQLAlchemy Core tables.
 
-One generic ``resources`` table holds every SageMaker resource (models, endpoint configs, and
-later training jobs, processing jobs, endpoints): its ``spec`` is the validated request kept
+One generic ``resources`` table holds every SageMaker resource (models, endpoint configs,
+training and processing jobs, endpoints): its ``spec`` is the validated request kept
 verbatim, ``status`` is nullable for resources that have none, and ``extra`` (``c.state`` in
 Python) holds the runtime state a resource kind adds, as its typed record's JSON with a
 ``version`` (``domain.runtime``: artifacts, failure reasons, host assignments). Status changes are

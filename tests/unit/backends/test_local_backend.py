@@ -177,7 +177,7 @@ def test_survives_the_server(make_spec: MakeSpec, tmp_path: Path) -> None:
     )  # the "server" that started the job is gone now
     handle = HostHandle.from_json(json.loads(started.stdout))
     restarted = LocalBackend()
-    assert restarted.adopt(handle)
+    assert restarted.launcher_alive(handle)
     assert restarted.poll(handle) is None
     (tmp_path / "go").write_text("1")
     info = wait_exit(restarted, handle)
@@ -185,9 +185,9 @@ def test_survives_the_server(make_spec: MakeSpec, tmp_path: Path) -> None:
     assert (handle.run_dir / EXIT_FILE).exists()
     assert [r.message for r in restarted.read_log(handle, 0)[0]] == ["done"]
     deadline = time.monotonic() + 5
-    while restarted.adopt(handle) and time.monotonic() < deadline:
+    while restarted.launcher_alive(handle) and time.monotonic() < deadline:
         time.sleep(0.02)
-    assert not restarted.adopt(handle)
+    assert not restarted.launcher_alive(handle)  # the launcher does not linger
 
 
 def test_log_flood_is_capped(backend: LocalBackend, make_spec: MakeSpec) -> None:
