@@ -4,9 +4,9 @@ The S3 wire protocol (``sageport.api.s3``), the job runner's staging and uploads
 (``scheduler``, through ``storage.transfer``) and the endpoints' model downloads talk to objects
 only through :class:`ObjectStore`; :class:`~sageport.storage.local.LocalObjectStore` keeps them
 on local disk under ``settings.objects_dir``, ``storage.fsspec_store`` on any fsspec filesystem.
-Bodies move as async byte streams, so memory never
-grows with object size. Errors are the S3 errors of :mod:`sageport.errors` (``NoSuchBucket``,
-``NoSuchKey``, ...), so the protocol layer only renders them.
+Bodies move as async byte streams, so memory never grows with object size. Errors are the S3
+errors of :mod:`sageport.errors` (``NoSuchBucket``, ``NoSuchKey``, ...), so the protocol layer
+only renders them.
 """
 
 from __future__ import annotations
