@@ -99,33 +99,6 @@ ALLOWLIST: dict[tuple[str, str], str] = {
         "sageport.scheduler.endpoints",
         "sageport.services.endpoints",
     ): "status_of: endpoint records (issue 13)",
-    (
-        "sageport.scheduler.job_parts",
-        "sageport.services.jobs",
-    ): "JobService: job records (issue 13)",
-    (
-        "sageport.scheduler.job_parts",
-        "sageport.services.logs",
-    ): "LogService: a log-sink protocol (issue 13)",
-    (
-        "sageport.scheduler.jobs",
-        "sageport.services.jobs",
-    ): "JobService: job records (issue 13)",
-    (
-        "sageport.scheduler.jobs",
-        "sageport.services.logs",
-    ): "LogService: a log-sink protocol (issue 13)",
-    (
-        "sageport.scheduler.telemetry",
-        "sageport.services.jobs",
-    ): "JobService: job records (issue 13)",
-    (
-        "sageport.scheduler.telemetry",
-        "sageport.services.logs",
-    ): "LogService: a log-sink protocol (issue 13)",
-    # MetricDefinitions parsing is plain log reading, used by the job runner and by
-    # DescribeTrainingJob: it belongs below both (runtime or its own module), issue 13.
-    ("sageport.services.training", "sageport.scheduler.metrics"): "metrics below both (issue 13)",
 }
 
 

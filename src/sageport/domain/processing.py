@@ -71,22 +71,22 @@ PUBLIC: dict[ProcessingStep, ProcessingJobStatus] = {
 TRANSITIONS: TransitionTable[ProcessingStep] = TransitionTable(
     {
         P.STARTING: {
-            P.DOWNLOADING: "admitted: resources granted (JobStart.admit)",
+            P.DOWNLOADING: "admitted: resources granted (JobRunner._starting)",
             P.STOPPING: "StopProcessingJob while queued (JobService.stop)",
-            P.FAILED: "it can never fit on this machine (JobStart.admit, JobFinish.fail_early)",
+            P.FAILED: "it can never fit on this machine (Admit.admit, JobRunner._fail_early)",
         },
         P.DOWNLOADING: {
-            P.RUNNING: "inputs staged, the processes started (JobStart)",
-            P.STOPPING: "StopProcessingJob, or MaxRuntimeInSeconds, while staging (JobWatch)",
-            P.FAILED: "staging failed: no such input, a download or launch error (fail_early)",
+            P.RUNNING: "inputs staged, the processes started (JobRunner._stage_and_launch)",
+            P.STOPPING: "StopProcessingJob or MaxRuntimeInSeconds while staging (JobRunner)",
+            P.FAILED: "staging failed: no such input, a download or launch error (JobRunner)",
         },
         P.RUNNING: {
-            P.UPLOADING: "every host exited, with any code (JobWatch.watch)",
-            P.STOPPING: "StopProcessingJob, or MaxRuntimeInSeconds reached (JobWatch)",
+            P.UPLOADING: "every host exited, with any code (JobRunner._running)",
+            P.STOPPING: "StopProcessingJob, or MaxRuntimeInSeconds reached (JobRunner._running)",
         },
         P.UPLOADING: {
-            P.COMPLETED: "every host exited 0 and the outputs are stored (JobFinish.finish)",
-            P.FAILED: "a host exited non-zero, or the upload failed (JobFinish.finish)",
+            P.COMPLETED: "every host exited 0 and the outputs are stored (JobRunner._finish)",
+            P.FAILED: "a host exited non-zero, or the upload failed (JobRunner._finish)",
             P.STOPPING: "StopProcessingJob during the upload: it finishes, the job ends Stopped",
         },
         P.STOPPING: {

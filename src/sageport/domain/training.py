@@ -78,24 +78,24 @@ S = Secondary
 TRANSITIONS: TransitionTable[Secondary] = TransitionTable(
     {
         S.STARTING: {
-            S.DOWNLOADING: "admitted: resources granted (JobStart.admit)",
+            S.DOWNLOADING: "admitted: resources granted (JobRunner._starting)",
             S.STOPPING: "StopTrainingJob while queued (JobService.stop)",
-            S.FAILED: "it can never fit on this machine (JobStart.admit, JobFinish.fail_early)",
+            S.FAILED: "it can never fit on this machine (Admit.admit, JobRunner._fail_early)",
         },
         S.DOWNLOADING: {
-            S.TRAINING: "code and channels staged, the processes started (JobStart)",
+            S.TRAINING: "code and channels staged, the processes started (JobRunner)",
             # MaxRuntimeInSeconds counts staging too; it ends MaxRuntimeExceeded via Stopping
-            S.STOPPING: "StopTrainingJob, or MaxRuntimeInSeconds, while staging (JobWatch)",
-            S.FAILED: "staging failed: no such data, a download or launch error (fail_early)",
+            S.STOPPING: "StopTrainingJob or MaxRuntimeInSeconds while staging (JobRunner)",
+            S.FAILED: "staging failed: no such data, a download or launch error (JobRunner)",
         },
         S.TRAINING: {
             # a failed host ends the job through Uploading too: its artifacts are stored
-            S.UPLOADING: "every host exited, with any code (JobWatch.watch)",
-            S.STOPPING: "StopTrainingJob, or MaxRuntimeInSeconds reached (JobWatch)",
+            S.UPLOADING: "every host exited, with any code (JobRunner._running)",
+            S.STOPPING: "StopTrainingJob, or MaxRuntimeInSeconds reached (JobRunner._running)",
         },
         S.UPLOADING: {
-            S.COMPLETED: "every host exited 0 and the artifacts are stored (JobFinish.finish)",
-            S.FAILED: "a host exited non-zero, or the upload failed (JobFinish.finish)",
+            S.COMPLETED: "every host exited 0 and the artifacts are stored (JobRunner._finish)",
+            S.FAILED: "a host exited non-zero, or the upload failed (JobRunner._finish)",
             # SageMaker accepts a stop while the job is InProgress, Uploading included
             S.STOPPING: "StopTrainingJob during the upload: it finishes, the job ends Stopped",
         },

@@ -1,32 +1,29 @@
-"""How a job ends: its outputs uploaded, its final status chosen, what it held given back.
+"""How a job ends: its outputs uploaded, its end judged, what its end writes.
 
 Outputs go up twice: while the job runs, a throttled progress step (``Continuous``
-processing outputs) and, once every host has exited, the kind's ``store_outputs``
-(``model.tar.gz``, output folders), for failed and stopped jobs too, as SageMaker does. The
-final status follows: Stopped (or MaxRuntimeExceeded) for a stopped job — one stopped while
-its outputs upload too: the upload finishes first — else Failed with a reason (the upload's,
-else the hosts' exits and error tails) or Completed. A job that fails
-before any process started (it can never fit here, staging failed) ends here as well. Every
-end releases the job's resources and launcher ports and revokes its access key; nothing
-else does.
+processing outputs, :meth:`Upload.progress`) and, once every host has exited, the kind's
+``store_outputs`` (``model.tar.gz``, output folders; :meth:`Upload.outputs`), for failed and
+stopped jobs too, as SageMaker does. Then :class:`Judge` says how a job that was not stopped
+ends: Failed with a reason (the upload's, else the hosts' exits and error tails) or
+Completed; a stopped one ends Stopped, or MaxRuntimeExceeded when the limit stopped it
+(:func:`stopped_status`). The runner makes the final move and releases what the job held.
 """
 
 from __future__ import annotations
 
-import enum
 import logging
-import time
 from dataclasses import dataclass, replace
 from typing import Any
 
 from sageport.backends.base import ExitInfo
 from sageport.domain.jobs import JobMachine
 from sageport.domain.runtime import JobRuntime, StopReason, StoredOutputs
-from sageport.scheduler import artifacts, metrics
+from sageport.runtime import metrics
+from sageport.scheduler import artifacts
 from sageport.scheduler.job_logs import JobLogs
+from sageport.scheduler.job_outcomes import Completed, Failed
 from sageport.scheduler.job_parts import JobParts
 from sageport.storage.transfer import TransferError
-from sageport.store.errors import StatusConflict
 from sageport.store.resources import Resource
 
 log = logging.getLogger(__name__)
@@ -34,18 +31,20 @@ log = logging.getLogger(__name__)
 PROGRESS_INTERVAL_S = 1.0
 
 
-class JobFinish:
-    """Upload, end and release the jobs of one kind."""
+class Upload:
+    """Upload the outputs of one kind's jobs: progress while they run, all of it at the end."""
 
     def __init__(self, parts: JobParts, logs: JobLogs) -> None:
         self.parts = parts
         self.logs = logs
         self._progress_at: dict[str, float] = {}
 
-    def upload_progress(self, job: Resource) -> None:
-        """Start a progress step for a running job, at most once per ``PROGRESS_INTERVAL_S``."""
-        now = time.monotonic()
-        if now - self._progress_at.get(job.name, 0.0) >= PROGRESS_INTERVAL_S:
+    def progress(self, job: Resource) -> None:
+        """Start a progress step for a running job (a task), the first at once, then at most
+        once per ``PROGRESS_INTERVAL_S`` on the clock."""
+        now = self.parts.clock.monotonic()
+        last = self._progress_at.get(job.name)
+        if last is None or now - last >= PROGRESS_INTERVAL_S:
             self._progress_at[job.name] = now
             self.parts.tasks.spawn(job.name, self._progress(job))
 
@@ -54,26 +53,22 @@ class JobFinish:
         seen = {k: list(v) for k, v in JobRuntime.from_json(job.state).uploaded.items()}
         before = dict(seen)
         try:
-            await p.kind.progress(p.context(job), p.store, seen)
+            await p.kind.progress(p.context(job), p.objects, seen)
         except (TransferError, OSError) as exc:
             log.warning("%s %s: progress step failed: %s", p.kind.label, job.name, exc)
         if seen != before:
             p.jobs.update(job.name, lambda r: replace(r, uploaded=seen))
 
-    async def finish(self, job: Resource) -> None:
-        """Store artifacts (also for failed and stopped jobs), then end the job."""
+    async def outputs(self, job: Resource) -> EndState:
+        """Store the job's artifacts (also for failed and stopped jobs): what its end writes,
+        with the upload's failure, if any, as its failure reason, and its final metrics."""
         p = self.parts
-        m = p.jobs.machine
-        ctx = p.context(job)
         rt = JobRuntime.from_json(job.state)
-        exits = {h: ExitInfo.from_json(e) for h, e in rt.exits.items()}
-        # The host that ended first comes first: after one instance failed and the others were
-        # stopped, the failure reason is its own, not a stopped one's.
-        exits = dict(sorted(exits.items(), key=lambda item: item[1].ended_at))
-        status = p.jobs.status_of(job)
         end_state = EndState(ended_at=p.now())
         try:
-            stored = await p.kind.store_outputs(ctx, p.store, p.kind.host_names(job.spec))
+            stored = await p.kind.store_outputs(
+                p.context(job), p.objects, p.kind.host_names(job.spec)
+            )
             if stored.log_lines and rt.log_streams:  # e.g. symlinks an upload left out
                 self.logs.system_log(next(iter(rt.log_streams.values())), stored.log_lines)
             end_state = replace(end_state, outputs=stored)
@@ -83,56 +78,33 @@ class JobFinish:
         states = metrics.load_states(rt.metric_states)
         if states:
             end_state = replace(end_state, final_metrics=metrics.final_metrics(states))
-        upload_failed = end_state.failure_reason
-        if status is not m.stopping:
-            reason = upload_failed or artifacts.failure_reason(ctx, exits, self.logs.tails(job))
-            end = m.failed if reason else m.completed
-            if reason:
-                end_state = replace(end_state, failure_reason=reason)
-            try:
-                p.jobs.move(
-                    job.name,
-                    status,
-                    end,
-                    message=end_state.failure_reason if end is m.failed else None,
-                    runtime=end_state.apply,
-                )
-            except StatusConflict:
-                # stopped while uploading (the one other move from Uploading): the upload
-                # is done, so the job ends as a stopped one does, the exits not judged
-                status = p.jobs.status_of(job := p.jobs.get(job.name))
-                if status is not m.stopping:
-                    raise
-                end_state = replace(end_state, failure_reason=upload_failed)
-        if status is m.stopping:
-            p.jobs.move(job.name, m.stopping, stopped_status(job, m), runtime=end_state.apply)
-        p.release(job)
-        self.logs.forget(job.name)
-        self._progress_at.pop(job.name, None)
+        return end_state
 
-    async def fail_early(self, job: Resource, at: enum.StrEnum, reason: str) -> None:
-        """End a job that failed before any of its processes ran (a stop that came first
-        wins: it ends Stopped)."""
-        p = self.parts
-        m = p.jobs.machine
-        log.info("%s %s failed before running: %s", p.kind.label, job.name, reason)
-        failed = EndState(ended_at=p.now(), failure_reason=reason[: artifacts.FAILURE_LIMIT])
-        try:
-            p.jobs.move(job.name, at, m.failed, message=failed.failure_reason, runtime=failed.apply)
-        except StatusConflict:
-            current = p.jobs.status_of(p.jobs.get(job.name))
-            if current is m.stopping:
-                stopped = EndState(ended_at=p.now())
-                p.jobs.move(job.name, m.stopping, m.stopped, runtime=stopped.apply)
-        p.release(job)
+    def forget(self, name: str) -> None:
+        """Job ``name`` has ended: its progress throttle goes."""
+        self._progress_at.pop(name, None)
 
-    def end_stopped(self, job: Resource) -> None:
-        """End a job stopped before any process started (queued, or staging interrupted)."""
-        p = self.parts
-        m = p.jobs.machine
-        p.release(job)
-        stopped = EndState(ended_at=p.now())
-        p.jobs.move(job.name, m.stopping, stopped_status(job, m), runtime=stopped.apply)
+
+class Judge:
+    """How a job whose hosts have all exited ends, unless it was stopped."""
+
+    def __init__(self, parts: JobParts, logs: JobLogs) -> None:
+        self.parts = parts
+        self.logs = logs
+
+    def verdict(self, job: Resource, ended: EndState) -> Completed | Failed:
+        """Failed when the upload failed (its reason) or a host did (``artifacts``: its exit
+        and error tail); else Completed."""
+        rt = JobRuntime.from_json(job.state)
+        exits = {h: ExitInfo.from_json(e) for h, e in rt.exits.items()}
+        # The host that ended first comes first: after one instance failed and the others were
+        # stopped, the failure reason is its own, not a stopped one's.
+        exits = dict(sorted(exits.items(), key=lambda item: item[1].ended_at))
+        ctx = self.parts.context(job)
+        reason = ended.failure_reason or artifacts.failure_reason(ctx, exits, self.logs.tails(job))
+        if reason:
+            return Failed(reason, self.parts.jobs.status_of(job))
+        return Completed()
 
 
 def stopped_status(job: Resource, m: JobMachine[Any]) -> Any:

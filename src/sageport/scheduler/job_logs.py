@@ -10,13 +10,12 @@ the log group before the job ends.
 
 from __future__ import annotations
 
-import time
 from dataclasses import replace
 
 from sageport.backends.base import TRUNCATION_NOTE, ExitInfo
 from sageport.domain.runtime import JobRuntime
+from sageport.runtime import metrics
 from sageport.runtime.distribution import launcher_failure_line
-from sageport.scheduler import metrics
 from sageport.scheduler.job_parts import JobParts
 from sageport.store.resources import Resource
 
@@ -35,9 +34,10 @@ class JobLogs:
         self._scanners: dict[str, metrics.MetricScanner] = {}
 
     def system_log(self, stream: str, lines: list[str]) -> None:
-        """Lines from sageport itself into ``stream`` of the kind's log group."""
+        """Lines from sageport itself into ``stream`` of the kind's log group, stamped with the
+        clock's time."""
         if lines:
-            now = int(time.time() * 1000)
+            now = int(self.parts.clock.now().timestamp() * 1000)
             self.parts.logs.put_events(
                 self.parts.kind.log_group, stream, [(now, line) for line in lines]
             )

@@ -1,11 +1,15 @@
 """What every step of a job's life shares: its kind, the runner's settings and collaborators.
 
-:class:`~sageport.scheduler.jobs.JobRunner` is split by step: starting a job (``job_start``:
-the queue, staging, launch), watching and stopping it (``job_watch``: exits, a failed
-instance, stops, ``MaxRuntimeInSeconds``), shipping its logs (``job_logs``), and ending it
-(``job_finish``: uploads, final status, release). Each step is a small class over one
-:class:`JobParts`, built once per runner. The parts live here, below all of them, so that the
-steps import them without importing the runner or each other's internals.
+:class:`~sageport.scheduler.jobs.JobRunner` decides a job's life; its steps do the work:
+admitting and starting a job (``job_start``: the queue, staging, launch), watching and
+stopping it (``job_watch``: exits, a failed instance, ``MaxRuntimeInSeconds``, terminating),
+and uploading its outputs and judging its end (``job_finish``). Log shipping (``job_logs``)
+is a collaborator they share. Each step is a small class over one :class:`JobParts`, built
+once per runner, and returns what it found (``job_outcomes``). The parts live here, below all
+of them, so that the steps import them without importing the runner or each other.
+
+The records and the log groups are the services', seen through the protocols the scheduler
+declares (``scheduler.records``): this layer never imports ``sageport.services``.
 """
 
 from __future__ import annotations
@@ -27,8 +31,7 @@ from sageport.scheduler.hosts import JobContext
 from sageport.scheduler.job_tasks import JobTasks
 from sageport.scheduler.ports import PortBook
 from sageport.scheduler.queue import JobQueue
-from sageport.services.jobs import JobService
-from sageport.services.logs import LogService
+from sageport.scheduler.records import JobRecords, LogSink
 from sageport.storage.objectstore import ObjectStore
 from sageport.store.resources import Resource
 
@@ -58,18 +61,18 @@ class JobKind(Protocol):
 
     def hosts(self, catalog: Catalog, spec: Mapping[str, Any]) -> list[HostRequest]: ...
     def host_names(self, spec: Mapping[str, Any]) -> list[str]: ...
-    async def stage(self, ctx: JobContext, host: str, store: ObjectStore) -> tuple[int, int]: ...
+    async def stage(self, ctx: JobContext, host: str, objects: ObjectStore) -> tuple[int, int]: ...
     def launch(
         self, ctx: JobContext, host: str, grant: HostGrant
     ) -> tuple[LaunchSpec, list[str]]: ...
     async def progress(
-        self, ctx: JobContext, store: ObjectStore, seen: dict[str, list[float]]
+        self, ctx: JobContext, objects: ObjectStore, seen: dict[str, list[float]]
     ) -> None:
         """Work while the job runs (Continuous outputs); ``seen`` persists with the job."""
         ...
 
     async def store_outputs(
-        self, ctx: JobContext, store: ObjectStore, hosts: Sequence[str]
+        self, ctx: JobContext, objects: ObjectStore, hosts: Sequence[str]
     ) -> StoredOutputs: ...
     def metric_definitions(self, spec: Mapping[str, Any]) -> list[dict[str, str]]: ...
     def no_sandbox_notes(self, why: str, host_dir: Path) -> tuple[str, str]:
@@ -83,10 +86,11 @@ class JobParts:
     """The collaborators of one runner (one kind of job), shared by its steps."""
 
     kind: JobKind
-    jobs: JobService[Any]
+    jobs: JobRecords[Any]
     """The kind's job records; ``jobs.machine`` names its status for each step."""
-    store: ObjectStore
-    logs: LogService
+    objects: ObjectStore
+    """Where inputs come from and outputs go (the S3 API's store)."""
+    logs: LogSink
     backend: Backend
     allocator: Allocator
     catalog: Catalog

@@ -37,23 +37,23 @@ class ProcessingKind:
     def host_names(self, spec: Mapping[str, Any]) -> list[str]:
         return processing_host_names(spec)
 
-    async def stage(self, ctx: JobContext, host: str, store: ObjectStore) -> tuple[int, int]:
-        return await stage_processing_host(ctx, host, store)
+    async def stage(self, ctx: JobContext, host: str, objects: ObjectStore) -> tuple[int, int]:
+        return await stage_processing_host(ctx, host, objects)
 
     def launch(self, ctx: JobContext, host: str, grant: HostGrant) -> tuple[LaunchSpec, list[str]]:
         return processing_launch_spec(ctx, host, grant)
 
     async def progress(
-        self, ctx: JobContext, store: ObjectStore, seen: dict[str, list[float]]
+        self, ctx: JobContext, objects: ObjectStore, seen: dict[str, list[float]]
     ) -> None:
         """``Continuous`` outputs: upload files as they appear or change."""
-        await upload_outputs(ctx, store, processing_host_names(ctx.spec), seen)
+        await upload_outputs(ctx, objects, processing_host_names(ctx.spec), seen)
 
     async def store_outputs(
-        self, ctx: JobContext, store: ObjectStore, hosts: Sequence[str]
+        self, ctx: JobContext, objects: ObjectStore, hosts: Sequence[str]
     ) -> StoredOutputs:
         skipped: list[str] = []
-        await upload_outputs(ctx, store, list(hosts), skipped=skipped)
+        await upload_outputs(ctx, objects, list(hosts), skipped=skipped)
         # /opt/ml/output/message: the container's own words, shown as ExitMessage (never
         # read through a link the job left there)
         message = host_dirs(ctx, hosts[0])[0] / "output" / "message"

@@ -37,8 +37,7 @@ from sageport.domain.times import to_datetime
 from sageport.gpu.doctor import is_probe_process
 from sageport.gpu.inventory import GpuSample
 from sageport.runtime.config_files import all_hosts
-from sageport.services.jobs import JobService
-from sageport.services.logs import LogService
+from sageport.scheduler.records import JobRecords, LogSink
 from sageport.store.resources import Resource
 
 log = logging.getLogger(__name__)
@@ -69,7 +68,7 @@ class TelemetryConfig:
 class WatchedJobs:
     """One kind of job to watch: its service, log group, and host names from a spec."""
 
-    jobs: JobService[Any]
+    jobs: JobRecords[Any]
     log_group: str
     host_names: Callable[[Mapping[str, Any]], list[str]]
 
@@ -77,19 +76,18 @@ class WatchedJobs:
 class TelemetryRunner:
     def __init__(
         self,
-        jobs: JobService[Any] | Sequence[WatchedJobs],
+        jobs: JobRecords[Any] | Sequence[WatchedJobs],
         sampler: GpuSampler,
-        logs: LogService,
+        logs: LogSink,
         clock: Clock,
         config: TelemetryConfig | None = None,
         *,
         is_probe: Callable[[int], bool] = is_probe_process,
     ) -> None:
-        """``jobs``: the kinds to watch; a bare service is watched as training jobs."""
+        """``jobs``: the kinds to watch; one kind's records alone are watched as training
+        jobs."""
         self.kinds = (
-            [WatchedJobs(jobs, LOG_GROUP, all_hosts)]
-            if isinstance(jobs, JobService)
-            else list(jobs)
+            list(jobs) if isinstance(jobs, Sequence) else [WatchedJobs(jobs, LOG_GROUP, all_hosts)]
         )
         self.sampler = sampler
         self.logs = logs
@@ -111,7 +109,7 @@ class TelemetryRunner:
                 try:
                     await self._observe(job, kind)
                 except Exception:
-                    log.exception("GPU telemetry for %s %s failed", kind.jobs.label, job.name)
+                    log.exception("GPU telemetry for %s %s failed", job.kind, job.name)
 
     async def cancel(self) -> None:
         """Nothing runs between ticks; the stored series is complete as of the last one."""

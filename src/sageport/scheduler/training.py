@@ -35,21 +35,21 @@ class TrainingKind:
     def host_names(self, spec: Mapping[str, Any]) -> list[str]:
         return all_hosts(spec)
 
-    async def stage(self, ctx: JobContext, host: str, store: ObjectStore) -> tuple[int, int]:
-        return await stage_host(ctx, host, store)
+    async def stage(self, ctx: JobContext, host: str, objects: ObjectStore) -> tuple[int, int]:
+        return await stage_host(ctx, host, objects)
 
     def launch(self, ctx: JobContext, host: str, grant: HostGrant) -> tuple[LaunchSpec, list[str]]:
         return launch_spec(ctx, host, grant)
 
     async def progress(
-        self, ctx: JobContext, store: ObjectStore, seen: dict[str, list[float]]
+        self, ctx: JobContext, objects: ObjectStore, seen: dict[str, list[float]]
     ) -> None:
         return None
 
     async def store_outputs(
-        self, ctx: JobContext, store: ObjectStore, hosts: Sequence[str]
+        self, ctx: JobContext, objects: ObjectStore, hosts: Sequence[str]
     ) -> StoredOutputs:
-        return await artifacts.store_outputs(ctx, store, [host_dirs(ctx, h)[0] for h in hosts])
+        return await artifacts.store_outputs(ctx, objects, [host_dirs(ctx, h)[0] for h in hosts])
 
     def metric_definitions(self, spec: Mapping[str, Any]) -> list[dict[str, str]]:
         return list((spec.get("AlgorithmSpecification") or {}).get("MetricDefinitions") or [])

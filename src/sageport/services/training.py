@@ -13,7 +13,7 @@ from typing import Any
 from sageport.domain import training as T
 from sageport.domain.runtime import JobRuntime
 from sageport.domain.times import to_datetime
-from sageport.scheduler import metrics
+from sageport.runtime import metrics
 from sageport.services import isolation, quotas, unsupported
 from sageport.services.jobs import JobService, not_found, secondary_of
 from sageport.store.resources import HistoryEntry, Resource

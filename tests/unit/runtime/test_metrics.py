@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sageport.scheduler.metrics import (
+from sageport.runtime.metrics import (
     MetricScanner,
     MetricSeries,
     MetricState,

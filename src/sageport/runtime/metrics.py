@@ -12,6 +12,9 @@ metric and from then on only every second match of it is recorded (then every fo
 The series keeps its shape over the whole run at a resolution that halves each time the run
 doubles, and the final value stays exact. After a crash between appending and storing the
 job's state, the next scan appends those points again: a few duplicates, never a gap.
+
+Below both of its users: the job runner's log shipping (``scheduler.job_logs``) records the
+points, DescribeTrainingJob (``services.training``) reads the final values back.
 """
 
 from __future__ import annotations
