@@ -72,34 +72,6 @@ ALLOWLIST: dict[tuple[str, str], str] = {
     # services' bodies are being reworked by issue 13's one-status-machine change (move(),
     # secondary_of, status_of), so the protocols land with it.
     (
-        "sageport.scheduler.endpoint_core",
-        "sageport.services.endpoints",
-    ): "EndpointService and status_of: endpoint records (issue 13)",
-    (
-        "sageport.scheduler.endpoint_core",
-        "sageport.services.logs",
-    ): "LogService: a log-sink protocol (issue 13)",
-    (
-        "sageport.scheduler.endpoint_core",
-        "sageport.services.models",
-    ): "ModelService: a model-lookup protocol (issue 13)",
-    (
-        "sageport.scheduler.endpoint_instances",
-        "sageport.services.logs",
-    ): "LogService: a log-sink protocol (issue 13)",
-    (
-        "sageport.scheduler.endpoint_instances",
-        "sageport.services.models",
-    ): "ModelService: a model-lookup protocol (issue 13)",
-    (
-        "sageport.scheduler.endpoint_updates",
-        "sageport.services.endpoints",
-    ): "status_of: endpoint records (issue 13)",
-    (
-        "sageport.scheduler.endpoints",
-        "sageport.services.endpoints",
-    ): "status_of: endpoint records (issue 13)",
-    (
         "sageport.scheduler.job_parts",
         "sageport.services.jobs",
     ): "JobService: job records (issue 13)",
