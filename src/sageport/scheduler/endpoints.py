@@ -88,6 +88,7 @@ class EndpointRunner:
         self._restored: set[str] = set()
 
     async def tick(self) -> None:
+        """One step for each endpoint that has none in progress, by its status."""
         for ep in self.endpoints.all():
             if ep.name in self._tasks:
                 continue

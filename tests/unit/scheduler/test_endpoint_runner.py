@@ -556,8 +556,9 @@ def walked(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Walked]:
 def test_each_scenario_does_what_it_says_and_takes_its_path(
     walked: dict[str, Walked], scenario: str
 ) -> None:
-    if walked[scenario].error is not None:
-        raise walked[scenario].error
+    error = walked[scenario].error
+    if error is not None:
+        raise error
     assert walked[scenario].path == SCENARIOS[scenario][2]
 
 
