@@ -8,8 +8,8 @@ point, with ``cli``. Every import is read with :mod:`ast` - at module level, ins
 functions and under ``if TYPE_CHECKING`` alike, since a deferred import is still a
 dependency - and must point to the importer's own layer or one ``ALLOWED`` names.
 
-The pairs that still break the rules are listed, one by one, in ``ALLOWLIST`` with why (issue
-13). The test fails on a new violation and on an allowlisted pair that no longer exists, so
+A pair that must break the rules for a while is listed in ``ALLOWLIST`` with why (empty since
+issue 13). The test fails on a new violation and on an allowlisted pair that no longer exists, so
 the list only shrinks. The layer diagram is ``docs/architecture.md``.
 """
 
@@ -66,40 +66,7 @@ ALLOWED: dict[str, frozenset[str]] = {
 
 #: (importing module, imported module) pairs that still break a rule, each with why. Fix one,
 #: then delete its line: the test fails while a listed pair is gone (issue 13).
-ALLOWLIST: dict[tuple[str, str], str] = {
-    # The scheduler still calls the services it should only see through protocols it
-    # declares (records: active/get/move/update; a log sink; a model lookup). Those
-    # services' bodies are being reworked by issue 13's one-status-machine change (move(),
-    # secondary_of, status_of), so the protocols land with it.
-    (
-        "sageport.scheduler.endpoint_core",
-        "sageport.services.endpoints",
-    ): "EndpointService and status_of: endpoint records (issue 13)",
-    (
-        "sageport.scheduler.endpoint_core",
-        "sageport.services.logs",
-    ): "LogService: a log-sink protocol (issue 13)",
-    (
-        "sageport.scheduler.endpoint_core",
-        "sageport.services.models",
-    ): "ModelService: a model-lookup protocol (issue 13)",
-    (
-        "sageport.scheduler.endpoint_instances",
-        "sageport.services.logs",
-    ): "LogService: a log-sink protocol (issue 13)",
-    (
-        "sageport.scheduler.endpoint_instances",
-        "sageport.services.models",
-    ): "ModelService: a model-lookup protocol (issue 13)",
-    (
-        "sageport.scheduler.endpoint_updates",
-        "sageport.services.endpoints",
-    ): "status_of: endpoint records (issue 13)",
-    (
-        "sageport.scheduler.endpoints",
-        "sageport.services.endpoints",
-    ): "status_of: endpoint records (issue 13)",
-}
+ALLOWLIST: dict[tuple[str, str], str] = {}
 
 
 @dataclass(frozen=True)

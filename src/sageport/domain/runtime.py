@@ -145,12 +145,95 @@ class ReplicaSlot(enum.StrEnum):
     """Instances an update is bringing up, not in the routes yet."""
 
 
+#: SageMaker's container startup health check: /ping must pass within 4 minutes unless the
+#: variant's ContainerStartupHealthCheckTimeoutInSeconds says otherwise.
+DEFAULT_STARTUP_TIMEOUT_S = 240.0
+
+
+@dataclass
+class EndpointInstance:
+    """One instance of a production variant: a model-server process and what it holds.
+
+    Named for SageMaker's "instance" of a variant (``InitialInstanceCount``), and so that it
+    does not collide with ``serving.router.Replica``, the routing entry the router builds from
+    the ready ones. Mutable: the runner marks it ready, counts its restarts and relaunches it
+    in place, then stores the list it belongs to. Stored under the endpoint's ``replicas``,
+    ``pending_replicas`` and ``retired`` keys, as the plain dicts the untyped code wrote (the
+    same keys), so rows written before this type existed load unchanged. The grant and the
+    process handle stay JSON (their types belong to ``scheduler`` and ``backends``).
+    """
+
+    id: str
+    """``g<generation>-<variant>-<n>``: never reused, so it names the host folder too."""
+    variant: str
+    index: int = 0
+    """Its index within the variant (``n - 1``)."""
+    instance_type: str = ""
+    port: int = 0
+    """The model server's loopback port."""
+    owner: str = ""
+    """Its allocator holding (``endpoint/<name>/<id>``), one per instance: released one by one."""
+    grant: dict[str, Any] = field(default_factory=dict)
+    """``scheduler.allocator.HostGrant.to_json()``: its GPUs, CPUs and memory."""
+    handle: dict[str, Any] = field(default_factory=dict)
+    """``backends.base.HostHandle.to_json()`` of its current run."""
+    ready: bool = False
+    """It answered /ping 200 (since its last start)."""
+    restarts: int = 0
+    last_restart: dict[str, str] | None = None
+    """``{"time", "reason"}`` of the last restart in place."""
+    runs: int = 0
+    """Relaunches so far (each run has its own run folder)."""
+    image: str = ""
+    startup_timeout_s: float = DEFAULT_STARTUP_TIMEOUT_S
+    """ContainerStartupHealthCheckTimeoutInSeconds."""
+
+    unknown: dict[str, Any] = field(default_factory=dict)
+    """Stored keys this version does not know: kept as they were."""
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> EndpointInstance:
+        values, unknown = _split(cls, data)
+        if "index" not in values:  # rows from before instances stored their index
+            values["index"] = int(str(values["id"]).rsplit("-", 1)[-1]) - 1
+        for name, kind in (("index", int), ("port", int), ("restarts", int), ("runs", int)):
+            if name in values:
+                values[name] = kind(values[name])
+        if "startup_timeout_s" in values:
+            values["startup_timeout_s"] = float(values["startup_timeout_s"])
+        values["ready"] = bool(values.get("ready", False))
+        return cls(**values, unknown=unknown)
+
+    def to_json(self) -> dict[str, Any]:
+        """The stored form: every key the untyped dict had (``runs`` and ``last_restart`` only
+        once there was a relaunch or a restart, as before)."""
+        out: dict[str, Any] = dict(self.unknown)
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.name == "unknown" or (f.name in ("runs", "last_restart") and not value):
+                continue
+            out[f.name] = value
+        return out
+
+    def copy(self) -> EndpointInstance:
+        """A copy to change without changing the stored list it came from."""
+        return dataclasses.replace(self)
+
+
+def _instances(data: Any) -> list[EndpointInstance]:
+    return [i if isinstance(i, EndpointInstance) else EndpointInstance.from_json(i) for i in data]
+
+
+_INSTANCE_LISTS = ("replicas", "pending_replicas", "retired")
+
+
 @dataclass(frozen=True)
 class EndpointRuntime:
     """The runtime state of one endpoint (every field optional).
 
-    Instances ("replicas") are kept as their JSON (``scheduler.endpoint_instances`` builds
-    them: id, variant, index, port, grant, handle, ready ...); typing them is the next step.
+    Its instances are :class:`EndpointInstance` records in three lists: ``replicas`` (serving,
+    or being brought up for a new endpoint), ``pending_replicas`` (an update's new ones) and
+    ``retired`` (stopped by a rolling update, started again on a rollback).
     """
 
     version: int = 0
@@ -164,9 +247,9 @@ class EndpointRuntime:
     weights: dict[str, float] = field(default_factory=dict)
     pending: dict[str, Any] | None = None
     """The update in progress: ``config``, ``counts``, ``weights``, ``retain``."""
-    replicas: list[dict[str, Any]] = field(default_factory=list)
-    pending_replicas: list[dict[str, Any]] = field(default_factory=list)
-    retired: list[dict[str, Any]] = field(default_factory=list)
+    replicas: list[EndpointInstance] = field(default_factory=list)
+    pending_replicas: list[EndpointInstance] = field(default_factory=list)
+    retired: list[EndpointInstance] = field(default_factory=list)
     """Instances a rolling update stopped to make room (started again on a rollback)."""
     variant_notes: dict[str, Any] = field(default_factory=dict)
     queue_message: dict[str, str] | None = None
@@ -183,15 +266,22 @@ class EndpointRuntime:
         values, unknown = _split(cls, data)
         if "generation" in values:
             values["generation"] = int(values["generation"])
+        for key in _INSTANCE_LISTS:
+            if key in values:
+                values[key] = _instances(values[key])
         return cls(**values, unknown=unknown)
 
     def to_json(self) -> dict[str, Any]:
-        return _dump(self, self.unknown)
+        out = _dump(self, self.unknown)
+        for key in _INSTANCE_LISTS:
+            if key in out:
+                out[key] = [i.to_json() for i in out[key]]
+        return out
 
-    def slot(self, slot: ReplicaSlot) -> list[dict[str, Any]]:
+    def slot(self, slot: ReplicaSlot) -> list[EndpointInstance]:
         return self.replicas if slot is ReplicaSlot.SERVING else self.pending_replicas
 
-    def with_slot(self, slot: ReplicaSlot, replicas: list[dict[str, Any]]) -> EndpointRuntime:
+    def with_slot(self, slot: ReplicaSlot, replicas: list[EndpointInstance]) -> EndpointRuntime:
         if slot is ReplicaSlot.SERVING:
-            return dataclasses.replace(self, replicas=replicas)
-        return dataclasses.replace(self, pending_replicas=replicas)
+            return dataclasses.replace(self, replicas=list(replicas))
+        return dataclasses.replace(self, pending_replicas=list(replicas))

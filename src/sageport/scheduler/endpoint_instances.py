@@ -1,12 +1,15 @@
 """One endpoint instance: a model-server process in its own host folder, and how to talk to it.
 
-An instance is a plain dict kept in the endpoint's runtime state (it must survive a server
-restart): ``id`` (``g<generation>-<variant>-<n>``), ``variant``, ``index``, ``instance_type``,
-``port``, ``owner`` (its allocator holding, one per instance, so instances are released one
-by one), ``grant``, ``handle``, ``ready``, ``restarts``, ``last_restart``, ``startup_timeout_s``.
-:class:`Instances` starts one (model unpacked at ``/opt/ml/model``, the GPUs of its grant,
-``code/requirements.txt`` installed into ``<data>/overlays``), pings it, relaunches it, stops it
-and ships its output to ``/aws/sagemaker/Endpoints/<name>``.
+An instance is a ``domain.runtime.EndpointInstance`` kept in the endpoint's runtime state (it
+must survive a server restart). :class:`Instances` starts one (model unpacked at
+``/opt/ml/model``, the GPUs of its grant, ``code/requirements.txt`` installed into
+``<data>/overlays``), pings it, relaunches it, stops it and ships its output to
+``/aws/sagemaker/Endpoints/<name>``. It reads time from the injected
+``Clock`` (the stop deadline, the timestamps of its own log lines).
+
+The two exceptions every endpoint step may raise live here too: :class:`BringUpFailed` (an
+instance could not start: the message is the FailureReason) and :class:`Abandoned` (the
+endpoint is being deleted: the step stops).
 """
 
 from __future__ import annotations
@@ -14,35 +17,55 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from sageport.backends.base import SPEC_FILE, Backend, ExitInfo, HostHandle, LaunchSpec
+from sageport.clock import Clock
+from sageport.domain.endpoint import EndpointStatus
 from sageport.domain.keys import KeyIssuer
+from sageport.domain.runtime import DEFAULT_STARTUP_TIMEOUT_S, EndpointInstance
 from sageport.runtime import archives
 from sageport.runtime.images import resolve_image
 from sageport.runtime.interpreters import missing_module, missing_module_note
 from sageport.runtime.process_env import SANDBOX_HOME, ServerAccess, base_env, gpu_env
 from sageport.scheduler.allocator import HostGrant
 from sageport.scheduler.ports import free_port
-from sageport.services.logs import LogService
-from sageport.services.models import ModelService
+from sageport.scheduler.records import EndpointRecords, LogSink, ModelLookup
 from sageport.serving.upstream import UpstreamError, UpstreamPool
 from sageport.storage.objectstore import ObjectStore
 from sageport.storage.transfer import TransferError, fetch_object, parse_s3_uri
+from sageport.store.resources import Resource
 
-#: SageMaker's container startup health check: /ping must pass within 4 minutes unless the
-#: variant's ContainerStartupHealthCheckTimeoutInSeconds says otherwise.
-DEFAULT_STARTUP_TIMEOUT_S = 240.0
+__all__ = ["DEFAULT_STARTUP_TIMEOUT_S", "Abandoned", "BringUpFailed", "Instances", "Item"]
+
 #: FailureReason's maximum length in the botocore model.
 FAILURE_REASON_MAX = 1024
 
 
+Item = tuple[Mapping[str, Any], int]
+"""One instance to start: its production variant and its index within the variant."""
+
+
 class BringUpFailed(Exception):
     """An instance could not start; the message is the endpoint's FailureReason."""
+
+
+class Abandoned(Exception):
+    """The endpoint is being deleted (or is gone): the step in progress stops."""
+
+
+def check_alive(records: EndpointRecords, name: str) -> Resource:
+    """The endpoint, unless it is gone or being deleted (then :class:`Abandoned`)."""
+    try:
+        ep = records.get(name)
+    except Exception as exc:
+        raise Abandoned(name) from exc
+    if records.status_of(ep) is EndpointStatus.DELETING:
+        raise Abandoned(name)
+    return ep
 
 
 @dataclass(frozen=True)
@@ -81,13 +104,15 @@ class Instances:
     def __init__(
         self,
         backend: Backend,
-        models: ModelService,
+        models: ModelLookup,
         store: ObjectStore,
-        logs: LogService,
+        logs: LogSink,
         pool: UpstreamPool,
+        clock: Clock,
         config: EndpointRunnerConfig,
     ) -> None:
         self.backend = backend
+        self.clock = clock
         self.models = models
         self.store = store
         self.logs = logs
@@ -103,7 +128,7 @@ class Instances:
         generation: int,
         grant: HostGrant,
         arn: str,
-    ) -> dict[str, Any]:
+    ) -> EndpointInstance:
         """Prepare the host folder and start the model server; it is not ready yet. ``arn``
         is the endpoint's: every instance of it shares the endpoint's key."""
         model = self.models.get(variant["ModelName"]).spec
@@ -171,41 +196,37 @@ class Instances:
         except OSError as exc:  # no sandbox under sandbox = "auto" (backends.local)
             raise BringUpFailed(f"Variant {variant['VariantName']}: {exc}") from exc
         timeout = variant.get("ContainerStartupHealthCheckTimeoutInSeconds")
-        return {
-            "id": rid,
-            "variant": variant["VariantName"],
-            "index": index,
-            "instance_type": variant.get("InstanceType", ""),
-            "port": port,
-            "owner": "",
-            "grant": grant.to_json(),
-            "handle": handle.to_json(),
-            "ready": False,
-            "restarts": 0,
-            "image": container.get("Image", ""),
-            "startup_timeout_s": float(timeout or self.config.start_timeout_s),
-        }
+        return EndpointInstance(
+            id=rid,
+            variant=variant["VariantName"],
+            index=index,
+            instance_type=variant.get("InstanceType", ""),
+            port=port,
+            grant=grant.to_json(),
+            handle=handle.to_json(),
+            image=container.get("Image", ""),
+            startup_timeout_s=float(timeout or self.config.start_timeout_s),
+        )
 
-    def relaunch(self, replica: dict[str, Any], grant: HostGrant | None = None) -> None:
+    def relaunch(self, replica: EndpointInstance, grant: HostGrant | None = None) -> None:
         """Start ``replica``'s model server again from its saved spec (a new run folder).
 
         With ``grant`` the process gets those GPUs and a fresh port (an instance brought back
         after a rolling update failed); without, it is a restart in place.
         """
-        handle = HostHandle.from_json(replica["handle"])
+        handle = HostHandle.from_json(replica.handle)
         spec = LaunchSpec.from_json(_read_spec(handle.run_dir))
         if grant is not None:
             port = free_port()
             argv = list(spec.argv)
             argv[argv.index("--port") + 1] = str(port)
             spec = replace(spec, argv=argv, env={**spec.env, **gpu_env(grant.gpus)})
-            replica["port"] = port
-            replica["grant"] = grant.to_json()
-        runs = int(replica.get("runs", 0)) + 1
-        replica["runs"] = runs
-        new_run = handle.run_dir.with_name(f"{replica['id']}.run{runs}")
-        replica["handle"] = self.backend.start(replace(spec, run_dir=new_run)).to_json()
-        replica["ready"] = False
+            replica.port = port
+            replica.grant = grant.to_json()
+        replica.runs += 1
+        new_run = handle.run_dir.with_name(f"{replica.id}.run{replica.runs}")
+        replica.handle = self.backend.start(replace(spec, run_dir=new_run)).to_json()
+        replica.ready = False
 
     def host_dir(self, endpoint: str, rid: str) -> Path:
         return self.config.jobs_dir / "endpoints" / endpoint / rid
@@ -214,47 +235,47 @@ class Instances:
         """Whether an instance of this id ever ran (ids, and so folders, are never reused)."""
         return self.host_dir(endpoint, rid).exists()
 
-    def discard(self, endpoint: str, replicas: list[dict[str, Any]]) -> None:
+    def discard(self, endpoint: str, replicas: list[EndpointInstance]) -> None:
         """Remove the folders of stopped instances (their model copies); the log stays."""
         self.ship(endpoint, replicas)
         for r in replicas:
-            host_dir = self.host_dir(endpoint, r["id"])
-            for path in [host_dir, *host_dir.parent.glob(f"{r['id']}.run*")]:
+            host_dir = self.host_dir(endpoint, r.id)
+            for path in [host_dir, *host_dir.parent.glob(f"{r.id}.run*")]:
                 shutil.rmtree(path, ignore_errors=True)
 
     def discard_all(self, endpoint: str) -> None:
         shutil.rmtree(self.config.jobs_dir / "endpoints" / endpoint, ignore_errors=True)
 
-    def poll(self, replica: Mapping[str, Any]) -> ExitInfo | None:
-        return self.backend.poll(HostHandle.from_json(replica["handle"]))
+    def poll(self, replica: EndpointInstance) -> ExitInfo | None:
+        return self.backend.poll(HostHandle.from_json(replica.handle))
 
-    def stop(self, replicas: list[dict[str, Any]], *, kill: bool) -> None:
+    def stop(self, replicas: list[EndpointInstance], *, kill: bool) -> None:
         for r in replicas:
-            handle = HostHandle.from_json(r["handle"])
+            handle = HostHandle.from_json(r.handle)
             (self.backend.kill if kill else self.backend.terminate)(handle)
 
-    async def stop_and_wait(self, replicas: list[dict[str, Any]], timeout_s: float = 12.0) -> None:
+    async def stop_and_wait(
+        self, replicas: list[EndpointInstance], timeout_s: float = 12.0
+    ) -> None:
         """SIGTERM, wait for the exits (in-flight requests finish), then SIGKILL what is left."""
         self.stop(replicas, kill=False)
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline and any(self.poll(r) is None for r in replicas):
+        deadline = self.clock.monotonic() + timeout_s
+        while self.clock.monotonic() < deadline and any(self.poll(r) is None for r in replicas):
             await asyncio.sleep(0.1)
         self.stop(replicas, kill=True)
 
-    async def ping(self, replica: Mapping[str, Any]) -> Ping:
+    async def ping(self, replica: EndpointInstance) -> Ping:
         try:
-            resp = await self.pool.request(
-                "127.0.0.1", int(replica["port"]), "GET", "/ping", {}, b"", 2.0
-            )
+            resp = await self.pool.request("127.0.0.1", replica.port, "GET", "/ping", {}, b"", 2.0)
         except (UpstreamError, TimeoutError):
             return Ping(0)
         return Ping(resp.status, resp.body.decode("utf-8", "replace"))
 
-    async def metrics(self, replica: Mapping[str, Any]) -> dict[str, Any] | None:
+    async def metrics(self, replica: EndpointInstance) -> dict[str, Any] | None:
         """The model server's ``/metrics`` document, or None when it does not answer."""
         try:
             resp = await self.pool.request(
-                "127.0.0.1", int(replica["port"]), "GET", "/metrics", {}, b"", 2.0
+                "127.0.0.1", replica.port, "GET", "/metrics", {}, b"", 2.0
             )
             data: dict[str, Any] = json.loads(resp.body)
         except (UpstreamError, TimeoutError, ValueError):
@@ -263,11 +284,11 @@ class Instances:
 
     # -- logs ---------------------------------------------------------------------------
 
-    def ship(self, endpoint: str, replicas: list[dict[str, Any]]) -> None:
+    def ship(self, endpoint: str, replicas: list[EndpointInstance]) -> None:
         """Copy new model-server output into the endpoint's log group."""
         for r in replicas:
-            handle = HostHandle.from_json(r["handle"])
-            key = f"{endpoint}/{r['id']}/{handle.run_dir.name}"
+            handle = HostHandle.from_json(r.handle)
+            key = f"{endpoint}/{r.id}/{handle.run_dir.name}"
             records, offset = self.backend.read_log(handle, self._offsets.get(key, 0))
             if records:
                 self.logs.put_events(
@@ -275,25 +296,25 @@ class Instances:
                 )
                 self._offsets[key] = offset
 
-    def note(self, endpoint: str, replica: Mapping[str, Any], message: str) -> None:
+    def note(self, endpoint: str, replica: EndpointInstance, message: str) -> None:
         """A line from sageport itself in the instance's log stream."""
         self.logs.put_events(
             log_group(endpoint),
             stream(replica),
-            [(int(time.time() * 1000), f"sageport: {message}")],
+            [(int(self.clock.now().timestamp() * 1000), f"sageport: {message}")],
         )
 
-    def tail(self, endpoint: str, replica: Mapping[str, Any], lines: int = 30) -> list[str]:
+    def tail(self, endpoint: str, replica: EndpointInstance, lines: int = 30) -> list[str]:
         return self.logs.tail(log_group(endpoint), stream(replica), lines)
 
-    def import_note(self, replica: Mapping[str, Any], lines: Sequence[str]) -> str:
+    def import_note(self, replica: EndpointInstance, lines: Sequence[str]) -> str:
         """When ``lines`` end a model server on ``ModuleNotFoundError``: which interpreter
         its image mapped to and how to change that (``runtime.interpreters``); else ""."""
         module = missing_module(lines)
         if module is None:
             return ""
         try:
-            runtime = resolve_image(str(replica.get("image") or ""), self.config.images)
+            runtime = resolve_image(replica.image, self.config.images)
         except ValueError:
             return ""
         return missing_module_note(module, runtime)
@@ -325,8 +346,8 @@ def log_group(endpoint: str) -> str:
     return f"/aws/sagemaker/Endpoints/{endpoint}"
 
 
-def stream(replica: Mapping[str, Any]) -> str:
-    return f"{replica['variant']}/{replica['id']}"
+def stream(replica: EndpointInstance) -> str:
+    return f"{replica.variant}/{replica.id}"
 
 
 def describe_exit(info: ExitInfo) -> str:

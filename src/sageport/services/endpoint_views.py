@@ -83,7 +83,7 @@ def describe_endpoint(endpoint: Resource, configs: EndpointConfigService) -> dic
     for v in variants_spec:
         vname = v["VariantName"]
         initial = float(v.get("InitialVariantWeight", 1.0))
-        live = [r for r in replicas if r["variant"] == vname and r.get("ready")]
+        live = [r for r in replicas if r.variant == vname and r.ready]
         summary: dict[str, Any] = {
             "VariantName": vname,
             "CurrentWeight": float(weights.get(vname, initial)),
@@ -91,7 +91,7 @@ def describe_endpoint(endpoint: Resource, configs: EndpointConfigService) -> dic
             "CurrentInstanceCount": len(live),
             "DesiredInstanceCount": desired_counts[vname],
         }
-        images = sorted({r.get("image", "") for r in live if r.get("image")})
+        images = sorted({r.image for r in live if r.image})
         if images:
             summary["DeployedImages"] = [{"SpecifiedImage": i, "ResolvedImage": i} for i in images]
         status_list = []
@@ -140,9 +140,7 @@ def _pending_summary(
             "VariantName": vname,
             "CurrentWeight": 0.0,
             "DesiredWeight": float(v.get("InitialVariantWeight", 1.0)),
-            "CurrentInstanceCount": len(
-                [r for r in new if r["variant"] == vname and r.get("ready")]
-            ),
+            "CurrentInstanceCount": len([r for r in new if r.variant == vname and r.ready]),
             "DesiredInstanceCount": int(
                 (pending.get("counts") or {}).get(vname, v.get("InitialInstanceCount", 1))
             ),
@@ -169,20 +167,20 @@ def instances_report(endpoint: Resource) -> list[dict[str, Any]]:
     out = []
     for slot, role in ((ReplicaSlot.SERVING, "serving"), (ReplicaSlot.PENDING, "starting")):
         for r in rt.slot(slot):
-            grant = r.get("grant") or {}
+            grant = r.grant
             out.append(
                 {
-                    "InstanceId": r["id"],
-                    "VariantName": r["variant"],
-                    "InstanceType": r.get("instance_type", ""),
+                    "InstanceId": r.id,
+                    "VariantName": r.variant,
+                    "InstanceType": r.instance_type,
                     "Role": role,
-                    "Ready": bool(r.get("ready")),
-                    "Port": r.get("port"),
+                    "Ready": r.ready,
+                    "Port": r.port,
                     "Gpus": list(grant.get("gpus") or []),
                     "GpuUuids": list(grant.get("gpu_uuids") or []),
                     "CpuFallback": bool(grant.get("cpu_fallback")),
-                    "Restarts": int(r.get("restarts", 0)),
-                    "LastRestart": r.get("last_restart"),
+                    "Restarts": r.restarts,
+                    "LastRestart": r.last_restart,
                 }
             )
     return out

@@ -5,7 +5,13 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from sageport.domain.runtime import EndpointRuntime, JobRuntime, ReplicaSlot, StopReason
+from sageport.domain.runtime import (
+    EndpointInstance,
+    EndpointRuntime,
+    JobRuntime,
+    ReplicaSlot,
+    StopReason,
+)
 
 # A training job's ``extra`` as the code before JobRuntime stored it (stopped at the runtime
 # limit while uploading), with a key that code never wrote and one left null.
@@ -94,16 +100,72 @@ def test_an_endpoint_row_in_todays_format_loads_typed() -> None:
     rt = EndpointRuntime.from_json(ENDPOINT_TODAY)
     assert rt.config == "cfg-2"
     assert rt.generation == 3
-    assert rt.slot(ReplicaSlot.SERVING)[0]["port"] == 9001
+    (serving,) = rt.slot(ReplicaSlot.SERVING)
+    assert (serving.id, serving.variant, serving.port, serving.ready) == (
+        "g3-AllTraffic-0",
+        "AllTraffic",
+        9001,
+        True,
+    )
     assert rt.slot(ReplicaSlot.PENDING) == []
     assert rt.pending is None
     assert rt.failure_reason is not None
     assert rt.unknown == {}
     written = rt.to_json()
+    # the short instance row is written back whole (its defaults filled in), the rest as it was
+    assert written.pop("replicas") == [
+        EndpointInstance.from_json(ENDPOINT_TODAY["replicas"][0]).to_json()
+    ]
     assert written == {
         "version": 0,
-        **{k: v for k, v in ENDPOINT_TODAY.items() if v not in (None, [], {})},
+        **{k: v for k, v in ENDPOINT_TODAY.items() if v not in (None, [], {}) and k != "replicas"},
     }
+
+
+# One instance as the untyped code stored it (scheduler.endpoint_instances built the dict;
+# the runner added owner, runs and last_restart after a restart in place).
+INSTANCE_TODAY: dict[str, Any] = {
+    "id": "g2-AllTraffic-1",
+    "variant": "AllTraffic",
+    "index": 0,
+    "instance_type": "ml.g5.xlarge",
+    "port": 41234,
+    "owner": "endpoint/ep/g2-AllTraffic-1",
+    "grant": {"gpus": [0], "gpu_uuids": ["GPU-0"], "cpus": 4.0, "memory_gb": 16.0},
+    "handle": {"run_dir": "/data/jobs/endpoints/ep/g2-AllTraffic-1.run1", "launcher_pid": 7},
+    "ready": True,
+    "restarts": 1,
+    "last_restart": {"time": "2026-01-01T00:00:00+00:00", "reason": "exit code 1"},
+    "runs": 1,
+    "image": "763104351884.dkr.ecr.us-east-1.amazonaws.com/pytorch-inference:2.1.0-gpu-py310",
+    "startup_timeout_s": 240.0,
+}
+
+
+def test_an_instance_stored_as_a_dict_loads_typed_and_writes_back_the_same() -> None:
+    rt = EndpointRuntime.from_json({"replicas": [INSTANCE_TODAY], "retired": [INSTANCE_TODAY]})
+    (instance,) = rt.replicas
+    assert isinstance(instance, EndpointInstance)
+    assert instance.owner == "endpoint/ep/g2-AllTraffic-1"
+    assert instance.grant["gpus"] == [0]
+    assert instance.last_restart == INSTANCE_TODAY["last_restart"]
+    assert (instance.restarts, instance.runs, instance.ready) == (1, 1, True)
+    assert rt.to_json()["replicas"] == [INSTANCE_TODAY]
+    assert rt.to_json()["retired"] == [INSTANCE_TODAY]
+
+
+def test_an_instance_before_its_first_restart_writes_no_restart_keys() -> None:
+    fresh = {k: v for k, v in INSTANCE_TODAY.items() if k not in ("runs", "last_restart")}
+    instance = EndpointInstance.from_json(fresh)
+    assert (instance.runs, instance.last_restart) == (0, None)
+    assert instance.to_json() == fresh
+
+
+def test_an_instance_without_an_index_takes_it_from_its_id() -> None:
+    old = {"id": "g1-Blue-3", "variant": "Blue", "port": "9000", "future_key": 1}
+    instance = EndpointInstance.from_json(old)
+    assert (instance.index, instance.port) == (2, 9000)
+    assert instance.to_json()["future_key"] == 1  # a key this version does not know is kept
 
 
 def test_a_new_endpoint_writes_what_create_wrote() -> None:
@@ -116,7 +178,7 @@ def test_a_new_endpoint_writes_what_create_wrote() -> None:
 
 
 def test_with_slot_replaces_one_set() -> None:
-    one = [{"id": "a"}]
+    one = [EndpointInstance("g0-A-1", "A")]
     rt = EndpointRuntime().with_slot(ReplicaSlot.PENDING, one)
     assert rt.pending_replicas == one
     assert rt.replicas == []
