@@ -326,6 +326,12 @@ class EndpointUpdates:
                 await self.bring_up.wait_ready(name, serving, SERVING)
         except BringUpFailed as exc:
             ready = [r for r in serving if r.ready]
+            # The old instances that did not come back are stopped and give back their GPUs:
+            # they leave the state here, and nothing would stop them later.
+            lost = [r for r in serving if not r.ready]
+            self.instances.stop(lost, kill=True)
+            self.placement.release(lost)
+            self.instances.discard(name, lost)
             failure = f"{reason[:500]} Restarting an old instance failed too: {exc}"[:1024]
             self.records.move(
                 name,

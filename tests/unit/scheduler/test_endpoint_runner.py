@@ -438,6 +438,9 @@ async def _rolling_update_whose_rollback_fails(rig: Rig) -> None:
     await rig.until(E.UPDATE_ROLLBACK_FAILED)
     assert "Restarting an old instance failed too" in rig.describe()["FailureReason"]
     assert len(rig.runtime().replicas) == 1  # the one that kept serving
+    # the old instance that did not come back is stopped and its GPU given back
+    assert rig.backend.running() == 1
+    assert len(rig.allocator.holders()) == 1
 
 
 async def rollback_failed_then_repaired(rig: Rig) -> None:
